@@ -1,0 +1,1 @@
+//! nixgen (placeholder until its issue lands).

@@ -1,0 +1,1 @@
+//! sideloadd (placeholder until its issue lands).
