@@ -1,0 +1,651 @@
+# NixOS module: Scrypted with declared plugins, provisioned offline at boot.
+#
+# Exported by the flake as `nixosModules.default`; it also works imported by
+# path (`imports = [ ./scrypted-nix/modules ];`), which is why its defaults
+# reach the plugin set and sideloadd through `pkgs` and relative paths rather
+# than through flake outputs.
+{
+  config,
+  lib,
+  options,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib)
+    concatMapStringsSep
+    concatStringsSep
+    filter
+    literalExpression
+    mkEnableOption
+    mkIf
+    mkMerge
+    mkOption
+    optional
+    optionals
+    types
+    ;
+
+  cfg = config.mares.automation.scrypted;
+  opt = options.mares.automation.scrypted;
+
+  # nixpkgs has carried no `services.scrypted` so far (checked up to 2026-02:
+  # the module was proposed in NixOS/nixpkgs#373883 and not merged). Should a
+  # later nixpkgs add it, build on it instead of declaring a second unit.
+  # Reading `options` here only looks at declarations, so it does not recurse.
+  upstream = options ? services.scrypted.enable;
+
+  stateDir = if upstream then config.services.scrypted.installPath else "/var/lib/scrypted";
+  volume = "${stateDir}/volume";
+  scryptedUser = if upstream then config.services.scrypted.user else "scrypted";
+  scryptedGroup = if upstream then config.services.scrypted.group else "scrypted";
+
+  isServer = cfg.role == "server";
+  clusterMode = cfg.cluster.mode;
+
+  # Written by scrypted-secrets.service, read by systemd (as root) before
+  # Scrypted starts. Holds SCRYPTED_ADMIN_* and SCRYPTED_CLUSTER_SECRET.
+  secretsEnvFile = "/run/scrypted-secrets/scrypted.env";
+  generatedTokenFile = "/var/lib/scrypted-secrets/admin-token";
+  tokenPath = if cfg.tokenFile != null then cfg.tokenFile else generatedTokenFile;
+
+  # Only real packages count as plugins: a scope also carries callPackage,
+  # newScope, overrideScope and the like.
+  availablePlugins = lib.filterAttrs (_: lib.isDerivation) cfg.pluginSet;
+  availableNames = lib.attrNames availablePlugins;
+
+  unknownPlugins = filter (name: !(availablePlugins ? ${name})) cfg.plugins;
+  knownPlugins = filter (name: availablePlugins ? ${name}) cfg.plugins;
+  declaredPackages = map (name: availablePlugins.${name}) knownPlugins;
+
+  # Plugins that bring their own runtime environment (openvino's Python
+  # packages). They must also be laid out locally on cluster clients, which
+  # run detection but never receive plugins from sideloadd.
+  provisioned = filter (pkg: pkg ? provision) declaredPackages;
+  notProvisioned = filter (name: !(availablePlugins.${name} ? provision)) knownPlugins;
+
+  closestNames =
+    name:
+    let
+      bare = lib.removePrefix "@scrypted/" name;
+      scored = map (candidate: {
+        inherit candidate;
+        distance =
+          if lib.hasPrefix bare candidate || lib.hasPrefix candidate bare then
+            0
+          else
+            lib.strings.levenshtein bare candidate;
+      }) availableNames;
+      sorted = lib.sort (a: b: a.distance < b.distance) scored;
+      close = filter (s: s.distance <= lib.max 2 (lib.stringLength bare / 3)) sorted;
+    in
+    map (s: s.candidate) (lib.take 5 (if close != [ ] then close else sorted));
+
+  unknownPluginMessage =
+    let
+      describe =
+        name:
+        "  - \"${name}\": closest available: ${concatMapStringsSep ", " (n: "\"${n}\"") (closestNames name)}"
+        + lib.optionalString (
+          lib.hasPrefix "@scrypted/" name
+        ) " (write bare names: \"${lib.removePrefix "@scrypted/" name}\", not \"${name}\")";
+    in
+    ''
+      mares.automation.scrypted.plugins names plugins that the plugin set does not have:
+      ${concatMapStringsSep "\n" describe unknownPlugins}
+      Use one of the names listed (they are the attribute names of mares.automation.scrypted.pluginSet), or add the plugin to the set with `nix run .#update`.'';
+
+  sideloadFormat = pkgs.formats.json { };
+
+  sideloadSettings = {
+    server = "http://127.0.0.1:${toString cfg.httpPort}";
+    tokenFile = "/run/credentials/scrypted-sideload.service/token";
+    stateDir = "/var/lib/scrypted-sideload";
+    inherit volume;
+    readyTimeoutSecs = cfg.readyTimeout;
+    plugins = map (name: {
+      name = availablePlugins.${name}.pluginName or "@scrypted/${name}";
+      path = "${availablePlugins.${name}}";
+    }) knownPlugins;
+  };
+
+  # A config that sideloadd rejects fails the system build here, not at boot.
+  sideloadConfig =
+    pkgs.runCommand "scrypted-sideload.json"
+      {
+        nativeBuildInputs = [ cfg.sideloadPackage ];
+        unchecked = sideloadFormat.generate "scrypted-sideload-unchecked.json" sideloadSettings;
+        preferLocalBuild = true;
+      }
+      ''
+        sideloadd check-config "$unchecked"
+        cp "$unchecked" "$out"
+      '';
+
+  secretsScript = pkgs.writeShellScript "scrypted-secrets" ''
+    set -euo pipefail
+    umask 077
+
+    # Values go into an EnvironmentFile: one line each, no quoting games.
+    read_secret() {
+      local file=$1 what=$2 value
+      if [ ! -r "$file" ]; then
+        echo "$what: cannot read $file" >&2
+        exit 1
+      fi
+      value=$(${pkgs.coreutils}/bin/head -n 1 -- "$file")
+      if ! [[ $value =~ ^[A-Za-z0-9._~+/=-]{16,}$ ]]; then
+        echo "$what: $file must hold one line of at least 16 characters from A-Z a-z 0-9 . _ ~ + / = -" >&2
+        exit 1
+      fi
+      printf '%s' "$value"
+    }
+
+    env_tmp="$RUNTIME_DIRECTORY/scrypted.env.tmp"
+    : >"$env_tmp"
+    ${lib.optionalString isServer ''
+      ${
+        if cfg.tokenFile == null then
+          ''
+            if [ ! -s ${generatedTokenFile} ]; then
+              token=$(${pkgs.coreutils}/bin/od -An -N32 -tx1 /dev/urandom | ${pkgs.coreutils}/bin/tr -d ' \n')
+              printf '%s' "$token" >${generatedTokenFile}.tmp
+              mv ${generatedTokenFile}.tmp ${generatedTokenFile}
+            fi
+          ''
+        else
+          ""
+      }
+      token=$(read_secret ${lib.escapeShellArg tokenPath} "admin token")
+      printf 'SCRYPTED_ADMIN_USERNAME=%s\nSCRYPTED_ADMIN_TOKEN=%s\n' ${lib.escapeShellArg cfg.adminUsername} "$token" >>"$env_tmp"
+    ''}
+    ${lib.optionalString (clusterMode != null && cfg.cluster.secretFile != null) ''
+      secret=$(read_secret ${lib.escapeShellArg cfg.cluster.secretFile} "cluster secret")
+      printf 'SCRYPTED_CLUSTER_SECRET=%s\n' "$secret" >>"$env_tmp"
+    ''}
+    mv "$env_tmp" ${secretsEnvFile}
+  '';
+
+  clusterEnvironment =
+    lib.optionalAttrs (clusterMode != null) {
+      SCRYPTED_CLUSTER_MODE = clusterMode;
+    }
+    // lib.optionalAttrs (clusterMode != null && cfg.cluster.labels != [ ]) {
+      SCRYPTED_CLUSTER_LABELS = concatStringsSep "," cfg.cluster.labels;
+    }
+    // lib.optionalAttrs (clusterMode == "client") {
+      SCRYPTED_CLUSTER_SERVER = "${cfg.cluster.server}:${toString cfg.cluster.port}";
+    }
+    # The server derives its listening port from SCRYPTED_CLUSTER_SERVER and
+    # accepts it next to SCRYPTED_CLUSTER_ADDRESS only when both name the
+    # same host.
+    // lib.optionalAttrs (clusterMode == "server" && cfg.cluster.address != null) {
+      SCRYPTED_CLUSTER_SERVER = "${cfg.cluster.address}:${toString cfg.cluster.port}";
+    }
+    // lib.optionalAttrs (clusterMode != null && cfg.cluster.address != null) {
+      SCRYPTED_CLUSTER_ADDRESS = cfg.cluster.address;
+    }
+    // lib.optionalAttrs (clusterMode != null && cfg.cluster.workerName != null) {
+      SCRYPTED_CLUSTER_WORKER_NAME = cfg.cluster.workerName;
+    };
+
+  # Scrypted creates these itself, but tmpfiles runs first on a fresh system
+  # and would otherwise leave root-owned parents it cannot write to.
+  provisionRules =
+    optionals (provisioned != [ ]) [
+      "d ${stateDir} 0750 ${scryptedUser} ${scryptedGroup} - -"
+      "d ${volume} 0755 ${scryptedUser} ${scryptedGroup} - -"
+    ]
+    ++ lib.concatMap (
+      pkg:
+      map (dir: "d ${volume}/${dir} 0755 ${scryptedUser} ${scryptedGroup} - -") (
+        pkg.provision.directories or [ ]
+      )
+      ++ map (link: "L+ ${volume}/${link.path} - - - - ${link.target}") pkg.provision.symlinks
+    ) provisioned;
+
+  # Scrypted installs a plugin's pluginDependencies only when it downloads the
+  # plugin from npm itself, never on a sideload, so they must be declared.
+  missingDependencies = lib.concatMap (
+    name:
+    map (dep: {
+      plugin = name;
+      dependency = lib.removePrefix "@scrypted/" dep;
+    }) (filter (dep: !(lib.elem (lib.removePrefix "@scrypted/" dep) cfg.plugins)) (
+      availablePlugins.${name}.pluginDependencies or [ ]
+    ))
+  ) knownPlugins;
+
+  # A secret file's path is kept as a string: a path literal would be copied
+  # into the world-readable store.
+  secretPath = types.strMatching "/.+" // {
+    description = "absolute path (a string, so it is never copied into the Nix store)";
+  };
+in
+{
+  options.mares.automation.scrypted = {
+    enable = mkEnableOption "Scrypted with declaratively provisioned plugins";
+
+    package = lib.mkPackageOption pkgs "scrypted" { } // {
+      default =
+        pkgs.scrypted or (throw ''
+          mares.automation.scrypted.package: this nixpkgs has no `scrypted` package.
+          Set mares.automation.scrypted.package to a Scrypted server package (one whose
+          main program starts the server, like nixpkgs' `scrypted`), or use the
+          scrypted-nix overlay / a nixpkgs revision that packages it.'');
+    };
+
+    role = mkOption {
+      type = types.enum [
+        "server"
+        "client"
+      ];
+      default = "server";
+      example = "client";
+      description = ''
+        `server` runs the Scrypted server and provisions the declared plugins into it with
+        sideloadd. `client` runs a Scrypted cluster worker that connects to a server (see
+        `cluster`); it receives plugins from the server, so only plugins that need a local
+        runtime environment (detection plugins such as `openvino`) are laid out on it.
+      '';
+    };
+
+    plugins = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [
+        "nvr"
+        "onvif"
+        "openvino"
+      ];
+      description = ''
+        Plugins to install, by bare name (`"nvr"` for `@scrypted/nvr`): attribute names of
+        `pluginSet`. On a server they are deployed into Scrypted at every boot where they are
+        not already in place, from the Nix store, without network access. Scrypted keeps
+        plugins that are installed but not listed here; removing a name does not uninstall it.
+      '';
+    };
+
+    pluginSet = mkOption {
+      type = types.lazyAttrsOf types.raw;
+      default = pkgs.scrypted.plugins or (pkgs.callPackage ../nix/plugins { });
+      defaultText = literalExpression "pkgs.scrypted.plugins or (pkgs.callPackage <scrypted-nix/nix/plugins> { })";
+      description = "The set of plugin packages that `plugins` names are looked up in.";
+    };
+
+    sideloadPackage = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../nix/packages/sideloadd.nix { };
+      defaultText = literalExpression "pkgs.callPackage <scrypted-nix/nix/packages/sideloadd.nix> { }";
+      description = "The sideloadd package that provisions plugins on a server.";
+    };
+
+    tokenFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      example = "/run/secrets/scrypted-admin-token";
+      description = ''
+        File holding the admin token (one line, at least 16 characters from
+        `A-Za-z0-9._~+/=-`) that Scrypted accepts as `Authorization: Bearer` and sideloadd
+        uses. `null` generates a random token on first start in
+        `${generatedTokenFile}` (root only). Either way the token never enters the
+        Nix store: systemd reads it as root when it starts the units.
+      '';
+    };
+
+    adminUsername = mkOption {
+      type = types.strMatching "[A-Za-z0-9._-]+";
+      default = "admin";
+      example = "alice";
+      description = ''
+        Scrypted user the admin token acts as (`SCRYPTED_ADMIN_USERNAME`). Scrypted creates it
+        at boot with a random password if it does not exist; name your existing admin user to
+        keep its password.
+      '';
+    };
+
+    httpPort = mkOption {
+      type = types.port;
+      default = 11080;
+      description = ''
+        Scrypted's plain-HTTP port (`SCRYPTED_INSECURE_PORT`), used by sideloadd over loopback.
+        Scrypted takes a bare port number here and listens on every interface (it cannot bind
+        this port to 127.0.0.1), so this module never opens it in the firewall.
+      '';
+    };
+
+    httpsPort = mkOption {
+      type = types.port;
+      default = 10443;
+      description = "Scrypted's HTTPS port (`SCRYPTED_SECURE_PORT`), the one users and apps connect to.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open the HTTPS port (and, for a cluster server, the cluster port) in the firewall.
+        The plain-HTTP port stays closed.
+      '';
+    };
+
+    readyTimeout = mkOption {
+      type = types.ints.positive;
+      default = 600;
+      description = "Seconds sideloadd waits for Scrypted to answer before it gives up.";
+    };
+
+    cluster = {
+      mode = mkOption {
+        type = types.nullOr (
+          types.enum [
+            "server"
+            "client"
+          ]
+        );
+        default = if cfg.role == "client" then "client" else null;
+        defaultText = literalExpression ''if role == "client" then "client" else null'';
+        example = "server";
+        description = ''
+          Scrypted cluster mode (`SCRYPTED_CLUSTER_MODE`). `null` runs a standalone server.
+          A server that cluster clients connect to sets `"server"`; `role = "client"`
+          implies `"client"`.
+        '';
+      };
+
+      server = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "192.168.1.10";
+        description = "Host name or address of the cluster server, for a client (`SCRYPTED_CLUSTER_SERVER`).";
+      };
+
+      port = mkOption {
+        type = types.port;
+        default = 10556;
+        description = "Cluster port the server listens on and clients connect to.";
+      };
+
+      address = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "192.168.1.10";
+        description = ''
+          This node's address in the cluster (`SCRYPTED_CLUSTER_ADDRESS`): an IP address or an
+          interface name. Required on a cluster server; a client detects it when unset.
+        '';
+      };
+
+      secretFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/run/secrets/scrypted-cluster-secret";
+        description = ''
+          File holding the shared cluster secret (`SCRYPTED_CLUSTER_SECRET`; one line, at least
+          16 characters from `A-Za-z0-9._~+/=-`). Required in cluster mode; read as root at
+          start, never copied into the Nix store.
+        '';
+      };
+
+      labels = mkOption {
+        type = types.listOf (types.strMatching "[^,]+");
+        default = [ ];
+        example = [
+          "@scrypted/openvino"
+          "compute"
+        ];
+        description = ''
+          Extra labels of this node (`SCRYPTED_CLUSTER_LABELS`); plugins whose package declares
+          `labels.require` (openvino requires `@scrypted/openvino`) run on nodes carrying them.
+        '';
+      };
+
+      workerName = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "garage-nuc";
+        description = "Name of this node in the cluster (`SCRYPTED_CLUSTER_WORKER_NAME`); the host name when unset.";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions = [
+        {
+          assertion = (builtins.tryEval cfg.package).success;
+          message = "mares.automation.scrypted.package: this nixpkgs has no `scrypted` package; set mares.automation.scrypted.package to a Scrypted server package.";
+        }
+        {
+          assertion = unknownPlugins == [ ];
+          message = unknownPluginMessage;
+        }
+        {
+          assertion = isServer -> missingDependencies == [ ];
+          message = "mares.automation.scrypted.plugins: Scrypted does not install plugin dependencies on a sideload; add ${
+            concatMapStringsSep ", " (m: "\"${m.dependency}\" (needed by ${m.plugin})") missingDependencies
+          } to plugins.";
+        }
+        {
+          assertion = lib.unique cfg.plugins == cfg.plugins;
+          message = "mares.automation.scrypted.plugins lists a plugin more than once; list each once.";
+        }
+        {
+          assertion = cfg.role == "client" -> clusterMode == "client";
+          message = ''mares.automation.scrypted: role = "client" runs a cluster worker, so cluster.mode must be "client" (or left at its default).'';
+        }
+        {
+          assertion = cfg.role == "server" -> clusterMode != "client";
+          message = ''mares.automation.scrypted: cluster.mode = "client" needs role = "client"; a server role runs the server and sideloadd.'';
+        }
+        {
+          assertion = clusterMode != null -> cfg.cluster.secretFile != null;
+          message = "mares.automation.scrypted.cluster.secretFile must be set in cluster mode: Scrypted refuses to start a cluster without SCRYPTED_CLUSTER_SECRET.";
+        }
+        {
+          assertion = clusterMode == "client" -> cfg.cluster.server != null;
+          message = "mares.automation.scrypted.cluster.server must name the cluster server (host or address) on a cluster client.";
+        }
+        {
+          assertion = clusterMode == "server" -> cfg.cluster.address != null;
+          message = "mares.automation.scrypted.cluster.address must be set on a cluster server (its IP address or interface name): Scrypted cannot pick one itself.";
+        }
+        {
+          assertion = cfg.role == "client" -> cfg.tokenFile == null;
+          message = "mares.automation.scrypted.tokenFile has no effect on a cluster client (it has no admin API and no sideloadd); unset it.";
+        }
+        {
+          assertion = lib.all (p: !(lib.hasPrefix "/nix/store/" p)) (
+            lib.filter (p: p != null) [
+              cfg.tokenFile
+              cfg.cluster.secretFile
+            ]
+          );
+          message = "mares.automation.scrypted: tokenFile and cluster.secretFile must not point into /nix/store, which every local user can read.";
+        }
+      ];
+
+      warnings =
+        optionals (cfg.role == "client" && notProvisioned != [ ]) [
+          ''
+            mares.automation.scrypted: on a cluster client only plugins with a local runtime environment are provisioned; ${concatStringsSep ", " notProvisioned} ${
+              if lib.length notProvisioned == 1 then "is" else "are"
+            } ignored here. Declare them on the server, which hands them to its workers.''
+        ]
+        ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned;
+
+      systemd.services.scrypted-secrets = {
+        description = "Scrypted admin token and cluster secret";
+        before = [ "scrypted.service" ];
+        requiredBy = [ "scrypted.service" ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = secretsScript;
+          UMask = "0077";
+          RuntimeDirectory = "scrypted-secrets";
+          RuntimeDirectoryMode = "0700";
+          StateDirectory = "scrypted-secrets";
+          StateDirectoryMode = "0700";
+          PrivateNetwork = true;
+          PrivateTmp = true;
+          ProtectSystem = "strict";
+          ProtectHome = "read-only";
+          NoNewPrivileges = true;
+        };
+      };
+
+      systemd.services.scrypted = {
+        requires = [ "scrypted-secrets.service" ];
+        after = [ "scrypted-secrets.service" ];
+        environment = {
+          SCRYPTED_VOLUME = volume;
+          SCRYPTED_INSECURE_PORT = toString cfg.httpPort;
+          SCRYPTED_SECURE_PORT = toString cfg.httpsPort;
+        }
+        // clusterEnvironment;
+        # A list, so it adds to (not clashes with) an upstream module's own file.
+        serviceConfig.EnvironmentFile = [ secretsEnvFile ];
+      };
+
+      systemd.tmpfiles.rules = provisionRules;
+
+      networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (
+        optional isServer cfg.httpsPort ++ optional (clusterMode == "server") cfg.cluster.port
+      );
+    }
+
+    (
+      if upstream then
+        {
+          services.scrypted = {
+            enable = true;
+            inherit (cfg) package;
+            # Its firewall switch would also open the plain-HTTP port.
+            openFirewall = false;
+          };
+        }
+      else
+        {
+          systemd.services.scrypted = {
+            description = "Scrypted home video server";
+            wantedBy = [ "multi-user.target" ];
+            wants = [ "network-online.target" ];
+            after = [ "network-online.target" ];
+            environment.HOME = stateDir;
+            serviceConfig = {
+              ExecStart = lib.getExe cfg.package;
+              Restart = "always";
+              RestartSec = 3;
+              User = scryptedUser;
+              Group = scryptedGroup;
+              StateDirectory = "scrypted";
+              # Group access lets sideloadd (in the scrypted group) read the volume.
+              StateDirectoryMode = "0750";
+              WorkingDirectory = stateDir;
+              ProtectSystem = "strict";
+              ProtectHome = true;
+              PrivateTmp = true;
+              NoNewPrivileges = true;
+              RestrictRealtime = true;
+              RestrictSUIDSGID = true;
+              LockPersonality = true;
+              ProtectKernelModules = true;
+              ProtectKernelLogs = true;
+              ProtectControlGroups = true;
+              # Hardware video decoding and detection accelerators need /dev.
+              PrivateDevices = false;
+              # Plugins talk to the server over unix sockets and pipes; ONVIF
+              # and HomeKit discovery need netlink for interface lists.
+              RestrictAddressFamilies = [
+                "AF_INET"
+                "AF_INET6"
+                "AF_NETLINK"
+                "AF_UNIX"
+              ];
+            };
+          };
+
+          users.users.scrypted = {
+            isSystemUser = true;
+            group = "scrypted";
+            home = stateDir;
+            description = "Scrypted service user";
+          };
+          users.groups.scrypted = { };
+        }
+    )
+
+    (mkIf isServer {
+      environment.systemPackages = [ cfg.sideloadPackage ];
+
+      systemd.services.scrypted-sideload = {
+        description = "Provision declared Scrypted plugins";
+        wantedBy = [
+          "multi-user.target"
+          "scrypted.service"
+        ];
+        after = [ "scrypted.service" ];
+        requires = [ "scrypted.service" ];
+        partOf = [ "scrypted.service" ];
+        restartTriggers = [ sideloadConfig ];
+        serviceConfig = {
+          Type = "notify";
+          NotifyAccess = "main";
+          RemainAfterExit = true;
+          ExecStart = "${lib.getExe' cfg.sideloadPackage "sideloadd"} run --config ${sideloadConfig}";
+          LoadCredential = [ "token:${tokenPath}" ];
+          # Waiting for readiness is bounded by readyTimeout; the rest is
+          # deploying, a few hundred milliseconds per plugin.
+          TimeoutStartSec = cfg.readyTimeout + 300;
+          WatchdogSec = "5min";
+
+          DynamicUser = true;
+          SupplementaryGroups = [ scryptedGroup ];
+          StateDirectory = "scrypted-sideload";
+          StateDirectoryMode = "0700";
+          UMask = "0077";
+
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          PrivateIPC = true;
+          NoNewPrivileges = true;
+          ProtectHostname = true;
+          ProtectClock = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectProc = "invisible";
+          ProcSubset = "pid";
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          RemoveIPC = true;
+          CapabilityBoundingSet = "";
+          AmbientCapabilities = "";
+          DevicePolicy = "closed";
+          IPAddressDeny = "any";
+          IPAddressAllow = "localhost";
+          # AF_UNIX: sd_notify and the journal.
+          RestrictAddressFamilies = [
+            "AF_INET"
+            "AF_INET6"
+            "AF_UNIX"
+          ];
+          SystemCallArchitectures = "native";
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+            "~@resources"
+          ];
+          SystemCallErrorNumber = "EPERM";
+        };
+      };
+    })
+  ]);
+}
