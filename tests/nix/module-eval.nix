@@ -1,0 +1,654 @@
+# Evaluates modules/ with lib.evalModules against a small stand-in for the
+# NixOS options it touches and a stand-in pkgs, so the module's logic can be
+# checked without nixpkgs. Returns { failures = [ "..." ]; cases = N; }.
+# Run by tests/nix/module-eval.sh; the real NixOS evaluation is
+# tests/nixos/eval.nix (on a machine with nixpkgs).
+{
+  lib,
+  # A file holding a made-up token; its text must never reach the store.
+  secretFile,
+  secretText,
+}:
+let
+  inherit (lib) mkOption types;
+
+  system = "x86_64-linux";
+
+  # Derivations that are never built: only their store paths matter here.
+  fakeDrv =
+    name: attrs:
+    derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [
+        "-c"
+        "exit 1"
+      ];
+    }
+    // attrs;
+
+  mkPlugin =
+    pname: extra:
+    fakeDrv "scrypted-plugin-${pname}-1.0.0" (
+      {
+        pluginName = "@scrypted/${pname}";
+        version = "1.0.0";
+      }
+      // extra
+    );
+
+  # The real openvino package.nix, with a builder and python that evaluate
+  # without nixpkgs.
+  fakePython =
+    let
+      pkgsSet = {
+        openvino.version = "2025.2.0";
+        pillow.version = "10.3.0";
+        opencv4.version = "4.11.0";
+        transformers.version = "5.2.0";
+        huggingface-hub.version = "0.30.0";
+        ptpython.version = "3.0.29";
+        wheel.version = "0.45.1";
+      };
+    in
+    {
+      pythonVersion = "3.13";
+      sitePackages = "lib/python3.13/site-packages";
+      stdenv.hostPlatform.uname = {
+        system = "Linux";
+        processor = "x86_64";
+      };
+      pkgs = pkgsSet;
+      withPackages = f: fakeDrv "python3-3.13-env" { packages = f pkgsSet; };
+    };
+
+  fakeMkScryptedPlugin =
+    args:
+    let
+      finalAttrs = args // {
+        finalPackage = package;
+      };
+      package = fakeDrv "scrypted-plugin-${args.pname}-${args.version}" (
+        {
+          inherit (args) pname version;
+          pluginName = "@scrypted/${args.pname}";
+        }
+        // args.passthru finalAttrs
+      );
+    in
+    package;
+
+  openvino = import ../../nix/plugins/openvino/package.nix {
+    inherit lib;
+    mkScryptedPlugin = fakeMkScryptedPlugin;
+    python3 = fakePython;
+    runCommand = name: env: script: fakeDrv name { inherit env script; };
+    unzip = fakeDrv "unzip" { meta.mainProgram = "unzip"; };
+  };
+
+  pluginSet = {
+    nvr = mkPlugin "nvr" { };
+    onvif = mkPlugin "onvif" { };
+    snapshot = mkPlugin "snapshot" { };
+    homekit = mkPlugin "homekit" { };
+    unifi-protect = mkPlugin "unifi-protect" { };
+    objectdetector = mkPlugin "objectdetector" { };
+    inherit openvino;
+    # What a scope carries besides packages.
+    callPackage = _: _: { };
+    overrideScope = _: { };
+  };
+
+  sideloadd = fakeDrv "sideloadd-0.1.0" { meta.mainProgram = "sideloadd"; };
+
+  fakePkgs =
+    {
+      withScrypted ? true,
+    }:
+    {
+      inherit lib;
+      coreutils = fakeDrv "coreutils" { };
+      formats.json =
+        _:
+        {
+          type = types.anything;
+          generate =
+            name: value:
+            fakeDrv name {
+              settings = value;
+              text = builtins.toJSON value;
+            };
+        };
+      runCommand = name: env: script: fakeDrv name { inherit env script; };
+      writeShellScript = name: text: fakeDrv name { inherit text; };
+      callPackage = path: _: throw "the test pins every package; callPackage ${toString path} was not expected";
+    }
+    // lib.optionalAttrs withScrypted {
+      scrypted = fakeDrv "scrypted-0.144.2" {
+        meta.mainProgram = "scrypted-serve";
+        plugins = pluginSet;
+      };
+    };
+
+  # The NixOS options the module reads or writes, with NixOS's merge rules
+  # where they matter (systemd settings given as lists concatenate).
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge =
+      loc: defs:
+      if lib.any (d: lib.isList d.value) defs then
+        lib.concatMap (d: lib.toList d.value) defs
+      else
+        lib.mergeEqualOption loc defs;
+  };
+
+  listOfStr = mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+  };
+
+  serviceOptions = {
+    options = {
+      description = mkOption {
+        type = types.str;
+        default = "";
+      };
+      wantedBy = listOfStr;
+      requiredBy = listOfStr;
+      wants = listOfStr;
+      requires = listOfStr;
+      before = listOfStr;
+      after = listOfStr;
+      partOf = listOfStr;
+      restartTriggers = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      environment = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+      serviceConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+    };
+  };
+
+  nixosStub = {
+    options = {
+      assertions = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      warnings = listOfStr;
+      environment.systemPackages = mkOption {
+        type = types.listOf types.package;
+        default = [ ];
+      };
+      networking.firewall.allowedTCPPorts = mkOption {
+        type = types.listOf types.port;
+        default = [ ];
+      };
+      users.users = mkOption {
+        type = types.attrsOf (types.submodule { freeformType = types.attrsOf types.anything; });
+        default = { };
+      };
+      users.groups = mkOption {
+        type = types.attrsOf (types.submodule { freeformType = types.attrsOf types.anything; });
+        default = { };
+      };
+      systemd.tmpfiles.rules = listOfStr;
+      systemd.services = mkOption {
+        type = types.attrsOf (types.submodule serviceOptions);
+        default = { };
+      };
+    };
+  };
+
+  # Stands for a future nixpkgs `services.scrypted` with the option names of
+  # the module proposed in NixOS/nixpkgs#373883.
+  upstreamStub =
+    { config, ... }:
+    let
+      cfg = config.services.scrypted;
+    in
+    {
+      options.services.scrypted = {
+        enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        package = mkOption { type = types.package; };
+        openFirewall = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        installPath = mkOption {
+          type = types.str;
+          default = "/var/lib/scrypted";
+        };
+        user = mkOption {
+          type = types.str;
+          default = "scrypted";
+        };
+        group = mkOption {
+          type = types.str;
+          default = "scrypted";
+        };
+        environmentFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+      };
+      config = lib.mkIf cfg.enable {
+        systemd.services.scrypted = {
+          description = "upstream scrypted";
+          environment.SCRYPTED_VOLUME = "${cfg.installPath}/volume";
+          serviceConfig = {
+            ExecStart = lib.getExe cfg.package;
+            User = cfg.user;
+          }
+          // lib.optionalAttrs (cfg.environmentFile != null) { EnvironmentFile = cfg.environmentFile; };
+        };
+        users.users.${cfg.user}.isSystemUser = true;
+        networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
+          11080
+          10443
+        ];
+      };
+    };
+
+  evalWith =
+    {
+      settings,
+      upstream ? false,
+      withScrypted ? true,
+    }:
+    (lib.evalModules {
+      modules = [
+        nixosStub
+        ../../modules
+        {
+          _module.args.pkgs = fakePkgs { inherit withScrypted; };
+          mares.automation.scrypted = {
+            enable = true;
+            sideloadPackage = lib.mkDefault sideloadd;
+          }
+          // settings;
+        }
+      ]
+      ++ lib.optional upstream upstreamStub;
+    }).config;
+
+  failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+
+  # Everything that ends up in the store or in unit files, as text.
+  storeBound =
+    config:
+    let
+      services = config.systemd.services;
+      scriptText = services.scrypted-secrets.serviceConfig.ExecStart.text;
+      sideload = lib.optionalAttrs (services ? scrypted-sideload) {
+        inherit (services.scrypted-sideload) serviceConfig;
+        config = (lib.head services.scrypted-sideload.restartTriggers).env.unchecked.text;
+      };
+    in
+    builtins.toJSON {
+      inherit scriptText sideload;
+      units = lib.mapAttrs (_: s: {
+        inherit (s) environment serviceConfig;
+      }) services;
+      tmpfiles = config.systemd.tmpfiles.rules;
+      inherit (config) warnings;
+    };
+
+  check = name: cond: detail: lib.optional (!cond) "${name}: ${detail}";
+
+  hasInfix = lib.hasInfix;
+
+  # --- cases -------------------------------------------------------------
+
+  server = evalWith {
+    settings.plugins = [
+      "nvr"
+      "onvif"
+      "snapshot"
+    ];
+  };
+  serverServices = server.systemd.services;
+  sideload = serverServices.scrypted-sideload;
+  sideloadSc = sideload.serviceConfig;
+  configDrv = lib.head sideload.restartTriggers;
+  sideloadJson = configDrv.env.unchecked.settings;
+
+  serverCase =
+    check "server: no failed assertions" (failedAssertions server == [ ]) (
+      builtins.toJSON (failedAssertions server)
+    )
+    ++ check "server: config keys" (
+      lib.attrNames sideloadJson == [
+        "plugins"
+        "readyTimeoutSecs"
+        "server"
+        "stateDir"
+        "tokenFile"
+        "volume"
+      ]
+    ) (builtins.toJSON (lib.attrNames sideloadJson))
+    ++ check "server: config plugins" (
+      sideloadJson.plugins == [
+        {
+          name = "@scrypted/nvr";
+          path = "${pluginSet.nvr}";
+        }
+        {
+          name = "@scrypted/onvif";
+          path = "${pluginSet.onvif}";
+        }
+        {
+          name = "@scrypted/snapshot";
+          path = "${pluginSet.snapshot}";
+        }
+      ]
+    ) (builtins.toJSON sideloadJson.plugins)
+    ++ check "server: config values" (
+      sideloadJson.server == "http://127.0.0.1:11080"
+      && sideloadJson.tokenFile == "/run/credentials/scrypted-sideload.service/token"
+      && sideloadJson.stateDir == "/var/lib/scrypted-sideload"
+      && sideloadJson.volume == "/var/lib/scrypted/volume"
+      && sideloadJson.readyTimeoutSecs == 600
+    ) (builtins.toJSON sideloadJson)
+    ++ check "server: config checked at build time" (hasInfix "sideloadd check-config" configDrv.script
+      && configDrv.env.nativeBuildInputs == [ sideloadd ]
+    ) configDrv.script
+    ++ check "server: ExecStart" (
+      sideloadSc.ExecStart == "${sideloadd}/bin/sideloadd run --config ${configDrv}"
+    ) sideloadSc.ExecStart
+    ++ check "server: ordering" (
+      lib.all (l: lib.elem "scrypted.service" l) [
+        sideload.after
+        sideload.requires
+        sideload.partOf
+      ]
+    ) "after/requires/partOf must name scrypted.service"
+    ++ check "server: restartTriggers" (sideload.restartTriggers == [ configDrv ]) "restart on plugin set change"
+    ++ check "server: token credential" (
+      sideloadSc.LoadCredential == [ "token:/var/lib/scrypted-secrets/admin-token" ]
+    ) (builtins.toJSON sideloadSc.LoadCredential)
+    ++ lib.concatLists (
+      lib.mapAttrsToList (k: v: check "server: hardening ${k}" (sideloadSc.${k} or null == v) (builtins.toJSON (sideloadSc.${k} or null))) {
+        Type = "notify";
+        RemainAfterExit = true;
+        DynamicUser = true;
+        SupplementaryGroups = [ "scrypted" ];
+        StateDirectory = "scrypted-sideload";
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        NoNewPrivileges = true;
+        IPAddressDeny = "any";
+        IPAddressAllow = "localhost";
+        RestrictAddressFamilies = [
+          "AF_INET"
+          "AF_INET6"
+          "AF_UNIX"
+        ];
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+          "~@resources"
+        ];
+        CapabilityBoundingSet = "";
+      }
+    )
+    ++ check "server: scrypted env" (
+      serverServices.scrypted.environment.SCRYPTED_INSECURE_PORT == "11080"
+      && serverServices.scrypted.environment.SCRYPTED_VOLUME == "/var/lib/scrypted/volume"
+      && serverServices.scrypted.serviceConfig.EnvironmentFile == [ "/run/scrypted-secrets/scrypted.env" ]
+    ) (builtins.toJSON serverServices.scrypted.environment)
+    ++ check "server: own scrypted unit" (
+      serverServices.scrypted.serviceConfig.ExecStart == "${(fakePkgs { }).scrypted}/bin/scrypted-serve"
+      && server.users.users ? scrypted
+    ) "without services.scrypted the module defines the unit and user"
+    ++ check "server: secrets before scrypted" (
+      lib.elem "scrypted.service" serverServices.scrypted-secrets.requiredBy
+      && lib.elem "scrypted-secrets.service" serverServices.scrypted.after
+    ) "scrypted-secrets.service must run first"
+    ++ check "server: token generated, admin env written" (
+      let
+        text = serverServices.scrypted-secrets.serviceConfig.ExecStart.text;
+      in
+      hasInfix "/dev/urandom" text
+      && hasInfix "SCRYPTED_ADMIN_USERNAME=%s\\nSCRYPTED_ADMIN_TOKEN=%s" text
+    ) "secrets script"
+    ++ check "server: no address bypass" (!(hasInfix "SCRYPTED_ADMIN_ADDRESS" (storeBound server))) "SCRYPTED_ADMIN_ADDRESS must never be set"
+    ++ check "server: firewall closed by default" (server.networking.firewall.allowedTCPPorts == [ ]) (
+      builtins.toJSON server.networking.firewall.allowedTCPPorts
+    );
+
+  withToken = evalWith {
+    settings = {
+      plugins = [ "snapshot" ];
+      tokenFile = secretFile;
+      openFirewall = true;
+    };
+  };
+  tokenCase =
+    check "tokenFile: credential from the user's file" (
+      withToken.systemd.services.scrypted-sideload.serviceConfig.LoadCredential == [ "token:${secretFile}" ]
+    ) "LoadCredential"
+    ++ check "tokenFile: no generation" (
+      !(hasInfix "/dev/urandom" withToken.systemd.services.scrypted-secrets.serviceConfig.ExecStart.text)
+    ) "a user's token must not be replaced"
+    ++ check "tokenFile: secret never in store-bound text" (
+      !(hasInfix secretText (storeBound withToken))
+    ) "the token's value leaked"
+    ++ check "openFirewall: only HTTPS" (withToken.networking.firewall.allowedTCPPorts == [ 10443 ]) (
+      builtins.toJSON withToken.networking.firewall.allowedTCPPorts
+    );
+
+  pathLiteralToken = builtins.tryEval (
+    builtins.deepSeq
+      (evalWith {
+        settings.tokenFile = ./module-eval.nix;
+      }).systemd.services.scrypted-sideload.serviceConfig.LoadCredential
+      true
+  );
+  pathLiteralCase = check "tokenFile: a path literal is refused (it would be copied to the store)" (
+    !pathLiteralToken.success
+  ) "accepted";
+
+  unknown = evalWith {
+    settings.plugins = [
+      "nvrr"
+      "@scrypted/onvif"
+      "unifi"
+    ];
+  };
+  unknownMessages = lib.concatStringsSep "\n" (failedAssertions unknown);
+  unknownCase =
+    check "unknown plugin: assertion fails" (unknownMessages != "") "no assertion"
+    ++ check "unknown plugin: names and suggestions" (
+      hasInfix ''"nvrr": closest available: "nvr"'' unknownMessages
+      && hasInfix ''"unifi": closest available: "unifi-protect"'' unknownMessages
+      && hasInfix ''closest available: "onvif"'' unknownMessages
+      && hasInfix ''write bare names: "onvif"'' unknownMessages
+    ) unknownMessages;
+
+  missingDep = evalWith { settings.plugins = [ "openvino" ]; };
+  missingDepCase = check "pluginDependencies: must be declared" (
+    lib.any (hasInfix ''"objectdetector" (needed by openvino)'') (failedAssertions missingDep)
+  ) (builtins.toJSON (failedAssertions missingDep));
+
+  detection = evalWith {
+    settings.plugins = [
+      "objectdetector"
+      "openvino"
+    ];
+  };
+  pipTargetRule = "L+ /var/lib/scrypted/volume/plugins/@scrypted/openvino/python3.13-Linux-x86_64-20240317 - - - - ${openvino.pipTarget}";
+  detectionCase =
+    check "server with openvino: no failed assertions" (failedAssertions detection == [ ]) (
+      builtins.toJSON (failedAssertions detection)
+    )
+    ++ check "server with openvino: python env laid out" (lib.elem pipTargetRule detection.systemd.tmpfiles.rules) (
+      builtins.toJSON detection.systemd.tmpfiles.rules
+    )
+    ++ check "server with openvino: volume dirs owned by scrypted" (
+      lib.elem "d /var/lib/scrypted/volume/plugins/@scrypted 0755 scrypted scrypted - -" detection.systemd.tmpfiles.rules
+    ) (builtins.toJSON detection.systemd.tmpfiles.rules)
+    ++ check "openvino: version mismatch warned" (
+      lib.any (hasInfix "openvino 2025.2.0 (plugin pins 2024.5.0)") detection.warnings
+    ) (builtins.toJSON detection.warnings)
+    ++ check "openvino: pip markers built from the zip" (
+      hasInfix "requirements.installed.txt" openvino.pipTarget.script
+      && openvino.pipTarget.env.scryptedRequirements == "ptpython\nwheel"
+    ) "pipTarget";
+
+  client = evalWith {
+    settings = {
+      role = "client";
+      plugins = [
+        "openvino"
+        "nvr"
+      ];
+      cluster = {
+        server = "192.168.1.10";
+        secretFile = secretFile;
+        labels = [ "@scrypted/openvino" ];
+      };
+      openFirewall = true;
+    };
+  };
+  clientEnv = client.systemd.services.scrypted.environment;
+  clientCase =
+    check "client: no failed assertions" (failedAssertions client == [ ]) (
+      builtins.toJSON (failedAssertions client)
+    )
+    ++ check "client: no sideload" (!(client.systemd.services ? scrypted-sideload)) "scrypted-sideload.service defined"
+    ++ check "client: cluster env" (
+      clientEnv.SCRYPTED_CLUSTER_MODE == "client"
+      && clientEnv.SCRYPTED_CLUSTER_SERVER == "192.168.1.10:10556"
+      && clientEnv.SCRYPTED_CLUSTER_LABELS == "@scrypted/openvino"
+      && !(clientEnv ? SCRYPTED_CLUSTER_SECRET)
+    ) (builtins.toJSON clientEnv)
+    ++ check "client: secret through the env file" (
+      hasInfix "SCRYPTED_CLUSTER_SECRET=%s" client.systemd.services.scrypted-secrets.serviceConfig.ExecStart.text
+      && !(hasInfix "SCRYPTED_ADMIN_TOKEN" client.systemd.services.scrypted-secrets.serviceConfig.ExecStart.text)
+    ) "secrets script"
+    ++ check "client: openvino provisioned" (lib.elem pipTargetRule client.systemd.tmpfiles.rules) (
+      builtins.toJSON client.systemd.tmpfiles.rules
+    )
+    ++ check "client: warning for nvr" (
+      lib.any (w: hasInfix "nvr is ignored here" w) client.warnings
+    ) (builtins.toJSON client.warnings)
+    ++ check "client: secret never in store-bound text" (!(hasInfix secretText (storeBound client))) "leaked"
+    ++ check "client: nothing opened" (client.networking.firewall.allowedTCPPorts == [ ]) (
+      builtins.toJSON client.networking.firewall.allowedTCPPorts
+    );
+
+  clientNoSecret = evalWith {
+    settings = {
+      role = "client";
+      cluster.server = "192.168.1.10";
+    };
+  };
+  clientNoSecretCase = check "client without secret: assertion" (
+    lib.any (hasInfix "cluster.secretFile must be set") (failedAssertions clientNoSecret)
+  ) (builtins.toJSON (failedAssertions clientNoSecret));
+
+  clusterServer = evalWith {
+    settings = {
+      plugins = [ "snapshot" ];
+      openFirewall = true;
+      cluster = {
+        mode = "server";
+        address = "192.168.1.10";
+        secretFile = secretFile;
+      };
+    };
+  };
+  clusterServerEnv = clusterServer.systemd.services.scrypted.environment;
+  clusterServerCase =
+    check "cluster server: no failed assertions" (failedAssertions clusterServer == [ ]) (
+      builtins.toJSON (failedAssertions clusterServer)
+    )
+    ++ check "cluster server: env" (
+      clusterServerEnv.SCRYPTED_CLUSTER_MODE == "server"
+      && clusterServerEnv.SCRYPTED_CLUSTER_ADDRESS == "192.168.1.10"
+      && clusterServerEnv.SCRYPTED_CLUSTER_SERVER == "192.168.1.10:10556"
+    ) (builtins.toJSON clusterServerEnv)
+    ++ check "cluster server: firewall" (
+      clusterServer.networking.firewall.allowedTCPPorts == [
+        10443
+        10556
+      ]
+    ) (builtins.toJSON clusterServer.networking.firewall.allowedTCPPorts)
+    ++ check "cluster server: sideload still there" (clusterServer.systemd.services ? scrypted-sideload) "missing";
+
+  upstream = evalWith {
+    upstream = true;
+    settings = {
+      plugins = [ "snapshot" ];
+      openFirewall = true;
+    };
+  };
+  upstreamCase =
+    check "upstream services.scrypted: used" (
+      upstream.systemd.services.scrypted.description == "upstream scrypted"
+      && !(upstream.users.users.scrypted ? description)
+    ) "the module must not define a second unit or user"
+    ++ check "upstream services.scrypted: env file added" (
+      upstream.systemd.services.scrypted.serviceConfig.EnvironmentFile == [ "/run/scrypted-secrets/scrypted.env" ]
+    ) (builtins.toJSON upstream.systemd.services.scrypted.serviceConfig.EnvironmentFile)
+    ++ check "upstream services.scrypted: its firewall switch stays off" (
+      upstream.networking.firewall.allowedTCPPorts == [ 10443 ]
+    ) (builtins.toJSON upstream.networking.firewall.allowedTCPPorts)
+    ++ check "upstream services.scrypted: no failed assertions" (failedAssertions upstream == [ ]) (
+      builtins.toJSON (failedAssertions upstream)
+    );
+
+  noScrypted = evalWith {
+    withScrypted = false;
+    settings = {
+      pluginSet = pluginSet;
+      plugins = [ "snapshot" ];
+    };
+  };
+  noScryptedCase =
+    check "no pkgs.scrypted: assertion says what to set" (
+      lib.any (hasInfix "set mares.automation.scrypted.package") (failedAssertions noScrypted)
+    ) (builtins.toJSON (failedAssertions noScrypted))
+    ++ check "no pkgs.scrypted: a given package works" (
+      let
+        given = evalWith {
+          withScrypted = false;
+          settings = {
+            pluginSet = pluginSet;
+            package = fakeDrv "my-scrypted" { meta.mainProgram = "scrypted-serve"; };
+          };
+        };
+      in
+      failedAssertions given == [ ]
+    ) "package set by the user still fails";
+
+  cases = [
+    serverCase
+    tokenCase
+    pathLiteralCase
+    unknownCase
+    missingDepCase
+    detectionCase
+    clientCase
+    clientNoSecretCase
+    clusterServerCase
+    upstreamCase
+    noScryptedCase
+  ];
+in
+{
+  failures = lib.concatLists cases;
+  cases = lib.length cases;
+}
