@@ -27,7 +27,6 @@ let
     ;
 
   cfg = config.mares.automation.scrypted;
-  opt = options.mares.automation.scrypted;
 
   # nixpkgs has carried no `services.scrypted` so far (checked up to 2026-02:
   # the module was proposed in NixOS/nixpkgs#373883 and not merged). Should a
@@ -143,19 +142,14 @@ let
 
     env_tmp="$RUNTIME_DIRECTORY/scrypted.env.tmp"
     : >"$env_tmp"
+    ${lib.optionalString (isServer && cfg.tokenFile == null) ''
+      if [ ! -s ${generatedTokenFile} ]; then
+        token=$(${pkgs.coreutils}/bin/od -An -N32 -tx1 /dev/urandom | ${pkgs.coreutils}/bin/tr -d ' \n')
+        printf '%s' "$token" >${generatedTokenFile}.tmp
+        mv ${generatedTokenFile}.tmp ${generatedTokenFile}
+      fi
+    ''}
     ${lib.optionalString isServer ''
-      ${
-        if cfg.tokenFile == null then
-          ''
-            if [ ! -s ${generatedTokenFile} ]; then
-              token=$(${pkgs.coreutils}/bin/od -An -N32 -tx1 /dev/urandom | ${pkgs.coreutils}/bin/tr -d ' \n')
-              printf '%s' "$token" >${generatedTokenFile}.tmp
-              mv ${generatedTokenFile}.tmp ${generatedTokenFile}
-            fi
-          ''
-        else
-          ""
-      }
       token=$(read_secret ${lib.escapeShellArg tokenPath} "admin token")
       printf 'SCRYPTED_ADMIN_USERNAME=%s\nSCRYPTED_ADMIN_TOKEN=%s\n' ${lib.escapeShellArg cfg.adminUsername} "$token" >>"$env_tmp"
     ''}
