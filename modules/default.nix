@@ -512,11 +512,11 @@ in
     (
       if upstream then
         {
+          # Leave its openFirewall alone: it would also open the plain-HTTP
+          # port; ours opens only HTTPS.
           services.scrypted = {
             enable = true;
             inherit (cfg) package;
-            # Its firewall switch would also open the plain-HTTP port.
-            openFirewall = false;
           };
         }
       else
