@@ -50,8 +50,7 @@ current_hash=$(sed -nE 's/^  hash = "([^"]*)";$/\1/p' "$nixfile")
 
 curl -fsSL --retry 3 "$tarball" -o "$work/plugin.tgz" || die "cannot download $tarball"
 hex=$(sha512sum "$work/plugin.tgz" | cut -d' ' -f1)
-# shellcheck disable=SC2059 # the format string is the hex digest turned into \x escapes
-actual="sha512-$(printf "$(sed 's/../\\x&/g' <<<"$hex")" | base64 -w0)"
+actual="sha512-$(for ((i = 0; i < ${#hex}; i += 2)); do printf '%b' "\\x${hex:i:2}"; done | base64 -w0)"
 [[ $actual == "$integrity" ]] || die "tarball hash $actual does not match the registry's $integrity"
 
 tar -xzf "$work/plugin.tgz" -C "$work" package/dist/plugin.zip
@@ -90,7 +89,7 @@ sed -i -E \
   -e "s|^  hash = \"[^\"]*\";$|  hash = \"$integrity\";|" \
   "$work/package.nix"
 for name in "${!pins[@]}"; do
-  quoted=$(sed 's/[.]/\\./g' <<<"$name")
+  quoted=${name//./\\.}
   sed -i -E "s|^(    \"$quoted\" = requirement )\"[^\"]*\"|\\1\"${pins[$name]}\"|" "$work/package.nix"
 done
 
