@@ -54,6 +54,7 @@ let
 
   sideloadConfig = lib.head server.config.systemd.services.scrypted-sideload.restartTriggers;
   units = system: system.config.systemd.units;
+  unitText = system: name: builtins.unsafeDiscardStringContext (units system).${name}.text;
 
   checks = [
     (lib.assertMsg (failed server == [ ]) "server: ${toString (failed server)}")
@@ -83,10 +84,18 @@ pkgs.runCommand "scrypted-module-eval"
     nativeBuildInputs = [ pkgs.jq ];
     serverSystem = evaluated server;
     clientSystem = evaluated client;
+    # Building this runs `sideloadd check-config` on the real config.
     inherit sideloadConfig;
-    sideloadUnit = (units server)."scrypted-sideload.service".unit;
-    scryptedUnit = (units server)."scrypted.service".unit;
-    clientUnit = (units client)."scrypted.service".unit;
+    # Unit texts without their store references: checking them should not
+    # build Scrypted.
+    sideloadUnit = unitText server "scrypted-sideload.service";
+    scryptedUnit = unitText server "scrypted.service";
+    clientUnit = unitText client "scrypted.service";
+    passAsFile = [
+      "sideloadUnit"
+      "scryptedUnit"
+      "clientUnit"
+    ];
   }
   ''
     echo "evaluated $serverSystem and $clientSystem"
@@ -99,7 +108,7 @@ pkgs.runCommand "scrypted-module-eval"
     ' "$sideloadConfig"
 
     # NixOS writes one Key=value line per list element.
-    unit=$sideloadUnit/scrypted-sideload.service
+    unit=$sideloadUnitPath
     for line in \
       Type=notify RemainAfterExit=true DynamicUser=true SupplementaryGroups=scrypted \
       StateDirectory=scrypted-sideload ProtectSystem=strict ProtectHome=true PrivateTmp=true \
@@ -113,11 +122,11 @@ pkgs.runCommand "scrypted-module-eval"
     done
     grep -q "run --config $sideloadConfig" "$unit"
 
-    grep -qF 'EnvironmentFile=/run/scrypted-secrets/scrypted.env' "$scryptedUnit/scrypted.service"
-    grep -qF '"SCRYPTED_INSECURE_PORT=11080"' "$scryptedUnit/scrypted.service"
-    grep -qF '"SCRYPTED_CLUSTER_MODE=client"' "$clientUnit/scrypted.service"
-    grep -qF '"SCRYPTED_CLUSTER_SERVER=192.0.2.1:10556"' "$clientUnit/scrypted.service"
-    if grep -rq 'SCRYPTED_ADMIN_ADDRESS\|SCRYPTED_CLUSTER_SECRET=' "$scryptedUnit" "$clientUnit"; then
+    grep -qxF 'EnvironmentFile=/run/scrypted-secrets/scrypted.env' "$scryptedUnitPath"
+    grep -qF '"SCRYPTED_INSECURE_PORT=11080"' "$scryptedUnitPath"
+    grep -qF '"SCRYPTED_CLUSTER_MODE=client"' "$clientUnitPath"
+    grep -qF '"SCRYPTED_CLUSTER_SERVER=192.0.2.1:10556"' "$clientUnitPath"
+    if grep -q 'SCRYPTED_ADMIN_ADDRESS\|SCRYPTED_CLUSTER_SECRET=' "$scryptedUnitPath" "$clientUnitPath"; then
       echo "a unit file carries the address bypass or a secret" >&2
       exit 1
     fi
