@@ -464,7 +464,7 @@ in
           ''
             mares.automation.scrypted: on a cluster client only plugins with a local runtime environment are provisioned; ${concatStringsSep ", " notProvisioned} ${
               if lib.length notProvisioned == 1 then "is" else "are"
-            } ignored here. Declare them on the server, which hands them to its workers.''
+            } ignored here. Declare such plugins on the server, which hands them to its workers.''
         ]
         ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned;
 
