@@ -84,10 +84,12 @@ let
     let
       describe =
         name:
-        "  - \"${name}\": closest available: ${concatMapStringsSep ", " (n: "\"${n}\"") (closestNames name)}"
-        + lib.optionalString (
-          lib.hasPrefix "@scrypted/" name
-        ) " (write bare names: \"${lib.removePrefix "@scrypted/" name}\", not \"${name}\")";
+        let
+          bare = lib.removePrefix "@scrypted/" name;
+          closest = concatMapStringsSep ", " (n: "\"${n}\"") (closestNames name);
+          hint = lib.optionalString (bare != name) " (write bare names: \"${bare}\", not \"${name}\")";
+        in
+        "  - \"${name}\": closest available: ${closest}${hint}";
     in
     ''
       mares.automation.scrypted.plugins names plugins that the plugin set does not have:
