@@ -25,7 +25,7 @@ pkgs.testers.runNixOSTest {
           mares.automation.scrypted.plugins = lib.mkForce [
             "snapshot"
             "homekit"
-            "unifi-protect"
+            "objectdetector"
           ];
         };
         environment.systemPackages = [ pkgs.curl ];
@@ -52,7 +52,7 @@ pkgs.testers.runNixOSTest {
         pluginPaths [
           "snapshot"
           "homekit"
-          "unifi-protect"
+          "objectdetector"
         ]
       }')
       volume = "/var/lib/scrypted/volume"
