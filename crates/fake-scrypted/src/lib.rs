@@ -22,6 +22,8 @@
 
 pub mod fixture;
 mod http;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fs;
