@@ -74,7 +74,7 @@ impl Env {
         spec.write(&dir).expect("write");
         (
             spec.package_json().to_string(),
-            std::fs::read(dir.join("plugin.zip")).expect("read"),
+            fs::read(dir.join("plugin.zip")).expect("read"),
         )
     }
 }
@@ -83,9 +83,7 @@ impl Env {
 async fn port_is_closed_until_ready_and_auth_is_enforced() {
     let e = env(Duration::from_millis(300)).await;
     assert!(
-        tokio::net::TcpStream::connect(e.server.addr())
-            .await
-            .is_err(),
+        TcpStream::connect(e.server.addr()).await.is_err(),
         "refused while starting"
     );
     assert!(e.server.wait_up(Duration::from_secs(5)).await);
@@ -152,7 +150,7 @@ async fn setup_then_deploy_installs_the_md5_named_zip() {
         .join(name)
         .join("zip")
         .join(format!("1-{md5}.zip"));
-    assert_eq!(std::fs::read(&on_disk).expect("installed"), zip);
+    assert_eq!(fs::read(&on_disk).expect("installed"), zip);
     let rec = e.server.plugin(name).expect("record");
     assert!(rec.pid.is_some() && rec.loaded);
     assert_eq!(
@@ -212,7 +210,7 @@ async fn corrupt_zip_kills_the_running_plugin_and_it_stays_down() {
     );
     let dir = e.plugins.path().join("p");
     fixture::truncate_zip(&dir, 0.5).expect("truncate");
-    let bad = std::fs::read(dir.join("plugin.zip")).expect("read");
+    let bad = fs::read(dir.join("plugin.zip")).expect("read");
     let (status, body) = e.deploy("p", bad.clone(), Some("application/zip")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("ADM-ZIP"), "{body}");
@@ -243,7 +241,7 @@ async fn a_plugin_that_fails_to_load_still_gets_200() {
         Some("application/json"),
     )
     .await;
-    let zip = std::fs::read(dir.join("plugin.zip")).expect("read");
+    let zip = fs::read(dir.join("plugin.zip")).expect("read");
     assert_eq!(
         e.deploy("p", zip, Some("application/zip")).await.0,
         StatusCode::OK
@@ -299,11 +297,7 @@ async fn faults_fire_once() {
         StatusCode::OK
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        tokio::net::TcpStream::connect(e.server.addr())
-            .await
-            .is_err()
-    );
+    assert!(TcpStream::connect(e.server.addr()).await.is_err());
     assert!(e.server.wait_up(Duration::from_secs(5)).await);
     assert_eq!(e.server.boots(), 2);
     assert!(e.server.plugin("p").expect("survives").pid.is_some());
