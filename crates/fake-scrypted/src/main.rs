@@ -60,7 +60,12 @@ async fn main() -> anyhow::Result<()> {
                 control_endpoint: true,
             })?;
             server.set_slow(Duration::from_millis(slow_ms));
-            tokio::signal::ctrl_c().await?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
             drop(server);
         }
         Cmd::MakePlugin {

@@ -208,9 +208,29 @@ pub async fn run(
     // Saving now proves stateDir is writable before anything is sent.
     state.save()?;
 
+    let mut run = Run {
+        config,
+        client,
+        notifier,
+        shutdown,
+        volume: Volume::Unavailable,
+    };
+    // Reading and checking every zip overlaps with Scrypted's own start-up, so the
+    // work left once it answers is only the per-plugin "already there?" checks.
+    let ready_started = Instant::now();
+    let (validated, ready) = tokio::join!(
+        validate_all(&config.plugins),
+        run.wait_ready(config.ready_timeout)
+    );
+    ready?;
+    tracing::info!(
+        duration_ms = ready_started.elapsed().as_millis() as u64,
+        "Scrypted is ready"
+    );
+
     let mut outcome = Outcome::default();
     let mut valid = Vec::new();
-    for (decl, res) in validate_all(&config.plugins).await {
+    for (decl, res) in validated {
         match res {
             Ok(p) => valid.push((decl, p)),
             Err(e) => {
@@ -222,20 +242,6 @@ pub async fn run(
             }
         }
     }
-
-    let mut run = Run {
-        config,
-        client,
-        notifier,
-        shutdown,
-        volume: Volume::Unavailable,
-    };
-    let ready_started = Instant::now();
-    run.wait_ready(config.ready_timeout).await?;
-    tracing::info!(
-        duration_ms = ready_started.elapsed().as_millis() as u64,
-        "Scrypted is ready"
-    );
     run.volume = volume_access(config.volume.as_deref());
 
     for (i, (decl, p)) in valid.iter().enumerate() {
