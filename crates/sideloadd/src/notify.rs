@@ -5,10 +5,29 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+/// Sent with every progress update. sideloadd runs as a Type=notify unit whose start
+/// may legitimately last as long as `readyTimeoutSecs` plus the deploys; rather than
+/// relying on the unit's TimeoutStartSec being raised to match, each sign of progress
+/// asks systemd for this much more time. A hang still gets caught (no progress, no
+/// extension; and the watchdog, when enabled).
+pub const EXTEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[derive(Debug, Clone, Default)]
 pub struct Notifier;
 
 impl Notifier {
+    /// A status that means "still working": also extends the start timeout.
+    pub fn progress(&self, text: &str) {
+        tracing::debug!(status = text, "sd_notify");
+        let states = [
+            sd_notify::NotifyState::Status(text),
+            sd_notify::NotifyState::ExtendTimeoutUsec(EXTEND_TIMEOUT.as_micros() as u32),
+        ];
+        if let Err(e) = sd_notify::notify(false, &states) {
+            tracing::debug!(error = %e, "sd_notify STATUS failed");
+        }
+    }
+
     pub fn status(&self, text: &str) {
         tracing::debug!(status = text, "sd_notify");
         if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Status(text)]) {

@@ -191,7 +191,7 @@ pub async fn run(
     notifier: Notifier,
 ) -> Result<Outcome, RunError> {
     let total = config.plugins.len();
-    notifier.status(&format!("validating {total} plugins"));
+    notifier.progress(&format!("validating {total} plugins"));
     let token = read_token(&config.token_file)?;
     let client = Client::new(config.server.clone(), &token).map_err(|source| RunError::Client {
         path: config.token_file.clone(),
@@ -263,7 +263,7 @@ pub async fn run(
             .position(|d| d.name == decl.name)
             .unwrap_or(i)
             + 1;
-        run.notifier.status(&format!(
+        run.notifier.progress(&format!(
             "deploying {} ({position}/{total})",
             short_name(&p.name)
         ));
@@ -380,7 +380,7 @@ impl Run<'_> {
             if last_status != Some(secs) {
                 last_status = Some(secs);
                 self.notifier
-                    .status(&format!("waiting for Scrypted ({secs} s)"));
+                    .progress(&format!("waiting for Scrypted ({secs} s)"));
                 tracing::debug!(waited_s = secs, last = %why, "Scrypted not ready yet");
             }
             if !self.sleep(poll.min(budget - waited)).await {

@@ -14,10 +14,11 @@ async fn collect(h: &Harness, watchdog_usec: Option<u64>) -> (Vec<String>, crate
     let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         while let Ok(n) = sock.recv(&mut buf).await {
+            // One datagram may carry several assignments; keep them in order.
             let text = String::from_utf8_lossy(&buf[..n]);
             sink.lock()
                 .expect("lock")
-                .push(text.trim_end_matches('\n').to_string());
+                .extend(text.lines().map(str::to_string));
         }
     });
     let mut cmd = h.command(&["run", "--config", path_str(&h.config)]);
@@ -55,15 +56,18 @@ async fn status_then_ready_in_order() {
     let d1 = pos(&msgs, |m| m == "STATUS=deploying test-0 (1/3)");
     let d2 = pos(&msgs, |m| m == "STATUS=deploying test-1 (2/3)");
     let d3 = pos(&msgs, |m| m == "STATUS=deploying test-2 (3/3)");
-    let ready = pos(&msgs, |m| m.contains("READY=1"));
+    let ready = pos(&msgs, |m| m == "READY=1");
     assert!(
         validating < waiting && waiting < d1 && d1 < d2 && d2 < d3 && d3 < ready,
         "{msgs:#?}"
     );
-    assert!(
-        msgs[ready].contains("STATUS=3 plugins in place, 0 skipped"),
+    assert_eq!(
+        msgs[ready + 1],
+        "STATUS=3 plugins in place, 0 skipped",
         "{msgs:#?}"
     );
+    // Every progress update also asks systemd for more start-up time.
+    assert_eq!(msgs[d1 + 1], "EXTEND_TIMEOUT_USEC=300000000", "{msgs:#?}");
     assert!(
         msgs.iter()
             .any(|m| m == "STATUS=waiting for Scrypted (1 s)"),
@@ -74,9 +78,10 @@ async fn status_then_ready_in_order() {
     let (msgs, out) = collect(&h, None).await;
     out.assert_code(0);
     assert!(!msgs.iter().any(|m| m.contains("deploying")), "{msgs:#?}");
-    let ready = pos(&msgs, |m| m.contains("READY=1"));
-    assert!(
-        msgs[ready].contains("3 plugins in place, 3 skipped"),
+    let ready = pos(&msgs, |m| m == "READY=1");
+    assert_eq!(
+        msgs[ready + 1],
+        "STATUS=3 plugins in place, 3 skipped",
         "{msgs:#?}"
     );
 }
