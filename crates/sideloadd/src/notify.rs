@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 /// relying on the unit's TimeoutStartSec being raised to match, each sign of progress
 /// asks systemd for this much more time. A hang still gets caught (no progress, no
 /// extension; and the watchdog, when enabled).
-pub const EXTEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+pub const EXTEND_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default)]
 pub struct Notifier;
