@@ -207,6 +207,10 @@ pub async fn run(
     state.retain(&declared);
     // Saving now proves stateDir is writable before anything is sent.
     state.save()?;
+    if config.plugins.is_empty() {
+        // Nothing to put in place; no reason to wait for the server.
+        return Ok(Outcome::default());
+    }
 
     let mut run = Run {
         config,
@@ -472,6 +476,9 @@ impl Run<'_> {
                     url: self.config.server.clone(),
                     token_file: self.config.token_file.clone(),
                 });
+            }
+            if self.shutdown.is_cancelled() && err.is_transient() {
+                return Err(self.interrupted());
             }
             if !err.is_transient() || attempt == MAX_ATTEMPTS {
                 return Ok(PluginResult::Failed(format!(

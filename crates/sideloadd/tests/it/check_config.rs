@@ -90,3 +90,19 @@ async fn run_refuses_an_invalid_config_before_anything_else() {
     assert!(out.stderr.contains("allowRemote"), "{}", out.stderr);
     assert!(h.server.requests().is_empty());
 }
+
+#[tokio::test]
+async fn an_empty_plugin_list_is_valid_and_needs_no_server() {
+    let h = Harness::start(Setup {
+        startup_delay: std::time::Duration::from_secs(3600),
+        ..Setup::default()
+    })
+    .await;
+    h.write_config(|c| c["plugins"] = serde_json::json!([]));
+    let (code, stdout, _) = check(&h);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("ok (0 plugins)"), "{stdout}");
+    let out = h.run().await;
+    out.assert_code(0);
+    assert!(out.stderr.contains("0 plugins in place"), "{}", out.stderr);
+}

@@ -173,7 +173,7 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
         ..Setup::default()
     })
     .await;
-    for _ in 0..fake_retry_budget() {
+    for _ in 0..sideloadd::provision::MAX_ATTEMPTS {
         h.server.fail_next(Route::Deploy);
     }
     let out = h.run().await;
@@ -183,17 +183,13 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("after 5 attempts"), "{}", out.stderr);
+    let attempts = format!("after {} attempts", sideloadd::provision::MAX_ATTEMPTS);
+    assert!(out.stderr.contains(&attempts), "{}", out.stderr);
     h.assert_running(1);
     // A failed plugin is not recorded as deployed: the next run tries again.
     h.server.clear_requests();
     h.run().await.assert_code(0);
     assert_eq!(h.deploys(), vec![1, 0]);
-}
-
-/// sideloadd's attempts per plugin (provision::MAX_ATTEMPTS).
-fn fake_retry_budget() -> usize {
-    5
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
