@@ -226,12 +226,6 @@ pub async fn run(
         validate_all(&config.plugins),
         run.wait_ready(config.ready_timeout)
     );
-    ready?;
-    tracing::info!(
-        duration_ms = ready_started.elapsed().as_millis() as u64,
-        "Scrypted is ready"
-    );
-
     let mut outcome = Outcome::default();
     let mut valid = Vec::new();
     for (decl, res) in validated {
@@ -246,6 +240,12 @@ pub async fn run(
             }
         }
     }
+    // Bad plugins are reported even when the server never comes up.
+    ready?;
+    tracing::info!(
+        duration_ms = ready_started.elapsed().as_millis() as u64,
+        "Scrypted is ready"
+    );
     run.volume = volume_access(config.volume.as_deref());
 
     for (i, (decl, p)) in valid.iter().enumerate() {
