@@ -39,6 +39,7 @@ async fn a_server_down_past_the_timeout_fails_clearly() {
         ..Setup::default()
     })
     .await;
+    fake_scrypted::fixture::truncate_zip(&h.plugin_dir(2), 0.5).expect("truncate");
     let out = h.run().await;
     out.assert_code(3);
     assert!(out.elapsed >= Duration::from_secs(2), "{:?}", out.elapsed);
@@ -51,6 +52,12 @@ async fn a_server_down_past_the_timeout_fails_clearly() {
     assert!(
         out.stderr.to_lowercase().contains("refused"),
         "names the cause:\n{}",
+        out.stderr
+    );
+    // Validation ran while waiting; its findings are not lost.
+    assert!(
+        out.stderr.contains("invalid plugin") && out.stderr.contains("@scrypted/test-2"),
+        "{}",
         out.stderr
     );
 }
