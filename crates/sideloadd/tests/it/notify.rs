@@ -103,15 +103,15 @@ async fn no_ready_when_a_plugin_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchdog_pings_when_asked() {
     let h = Harness::start(Setup {
-        startup_delay: Duration::from_millis(800),
+        startup_delay: Duration::from_millis(1500),
         ..Setup::default()
     })
     .await;
     let (msgs, out) = collect(&h, Some(200_000)).await;
     out.assert_code(0);
     let pings = msgs.iter().filter(|m| m.as_str() == "WATCHDOG=1").count();
-    // 800 ms of waiting at one ping per 100 ms.
-    assert!(pings >= 4, "{pings} pings in {msgs:#?}");
+    // About 1.4 s of waiting at one ping per 100 ms; leave room for a loaded machine.
+    assert!(pings >= 5, "{pings} pings in {msgs:#?}");
 
     let (msgs, _) = collect(&h, None).await;
     assert!(!msgs.iter().any(|m| m == "WATCHDOG=1"), "{msgs:#?}");
