@@ -247,3 +247,37 @@ async fn sigterm_stops_between_requests() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_interrupts_the_readiness_wait_at_once() {
+    let h = Harness::start(Setup {
+        startup_delay: Duration::from_secs(3600),
+        ready_timeout_secs: 600,
+        ..Setup::default()
+    })
+    .await;
+    let child = h
+        .command(&["run", "--config", crate::harness::path_str(&h.config)])
+        .spawn()
+        .expect("spawn");
+    let pid = child.id().expect("pid");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sent = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("stopped in time")
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 of 3 plugins in place"), "{stderr}");
+}
