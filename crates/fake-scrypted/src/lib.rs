@@ -1,0 +1,765 @@
+//! A fake Scrypted server for tests and benchmarks.
+//!
+//! It keeps the sideload contract measured on the real server (see
+//! `shared/scrypted-api.md`), bugs included, because sideloadd must be tested against
+//! what Scrypted does, not against what it should do:
+//! - `/web/component/*` needs the admin bearer token (or `?scryptedToken=`), else
+//!   `401 Not Authorized`;
+//! - the port stays closed until the server is "ready" (start-up delay, restarts);
+//! - setup stores any JSON as-is, so `{}` is accepted and poisons the next deploy;
+//! - deploy without setup is `500 npm package not found`; without a Content-Type a
+//!   body over 100 kB is `413`; a corrupt zip is a `500 ADM-ZIP` *after* the running
+//!   plugin was killed and its files deleted;
+//! - deploy answers `200 ok` once the worker is spawned, whether or not it loads;
+//! - a deployed zip lands in `<volume>/plugins/<npm name>/zip/1-<md5>.zip`.
+//!
+//! It is written on raw tokio TCP so faults can be injected at the byte level:
+//! refusing connections, resetting mid-upload, one-off 500s, restarts between setup and
+//! deploy, slow answers. Every request is recorded for assertions.
+//!
+//! HTTP/1.1 support is the subset clients of this server send: keep-alive,
+//! Content-Length or chunked bodies, `Expect: 100-continue`.
+
+pub mod fixture;
+mod http;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Cursor, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::http::{BodyOutcome, Head, Response};
+
+/// Express's `bodyParser.json()` default limit, which also applies to bodies sent
+/// without a Content-Type (measured: 413 above it).
+pub const JSON_LIMIT: u64 = 100 * 1024;
+/// `bodyParser.raw({ limit: 100000000 })` for zips.
+pub const RAW_LIMIT: u64 = 100_000_000;
+
+/// The server's own "not found" answer on `/endpoint/<name>/`.
+pub fn endpoint_not_found_body(name: &str) -> String {
+    format!("Not Found (plugin or device \"{name}\" not found)")
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The value of `SCRYPTED_ADMIN_TOKEN`.
+    pub token: String,
+    /// How long the port stays closed after `start`.
+    pub startup_delay: Duration,
+    /// `SCRYPTED_VOLUME`; plugin zips are written under `plugins/` there.
+    pub volume: Option<PathBuf>,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Serve `GET /__fake/requests` (for the benchmark script, which cannot call the
+    /// Rust API). Not part of Scrypted.
+    pub control_endpoint: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            token: "fake-admin-token".into(),
+            startup_delay: Duration::ZERO,
+            volume: None,
+            port: 0,
+            control_endpoint: false,
+        }
+    }
+}
+
+/// Which sideload route a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    Setup,
+    Deploy,
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub route: Option<Route>,
+    pub npm_package: Option<String>,
+    pub content_type: Option<String>,
+    pub authorized: bool,
+    pub chunked: bool,
+    pub content_length: Option<u64>,
+    /// Bytes of body actually received.
+    pub body_len: u64,
+    /// md5 of the body, hex, when it was received completely.
+    pub body_md5: Option<String>,
+    /// None when the server dropped the connection instead of answering.
+    pub status: Option<u16>,
+    /// From the end of the request head to the end of the answer: the server's time.
+    pub server_micros: u64,
+}
+
+/// What the fake's "database" holds for one plugin.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginRecord {
+    pub package_json: Value,
+    /// md5 of the zip stored by the last deploy (stored even when it is corrupt).
+    pub zip_md5: Option<String>,
+    /// Worker pid while the plugin runs; None when it was killed and not restarted.
+    pub pid: Option<u64>,
+    /// Whether the running worker found `main.nodejs.js` (deploy answers 200 either way).
+    pub loaded: bool,
+    pub deploys: u32,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    reset_next: Vec<Route>,
+    fail_next: Vec<Route>,
+    restart_after_setup: Option<Duration>,
+    down_after_requests: Option<(usize, Duration)>,
+    slow: Duration,
+}
+
+#[derive(Debug)]
+struct State {
+    db: BTreeMap<String, PluginRecord>,
+    zips: BTreeMap<String, Vec<u8>>,
+    requests: Vec<RequestRecord>,
+    faults: Faults,
+    next_pid: u64,
+    boots: u32,
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: Options,
+    addr: SocketAddr,
+    state: Mutex<State>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+#[derive(Debug)]
+enum Control {
+    Down(Duration),
+}
+
+/// A running fake server. Dropping it stops it.
+#[derive(Debug)]
+pub struct FakeScrypted {
+    shared: Arc<Shared>,
+    supervisor: JoinHandle<()>,
+}
+
+impl Drop for FakeScrypted {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+impl FakeScrypted {
+    /// Starts the server in the current tokio runtime. The port opens after
+    /// `startup_delay`; until then connections are refused.
+    pub fn start(options: Options) -> std::io::Result<Self> {
+        let port = if options.port == 0 {
+            // Learn a free port now so the address is known while the port is closed.
+            std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port()
+        } else {
+            options.port
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let (control, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            options,
+            addr,
+            state: Mutex::new(State {
+                db: BTreeMap::new(),
+                zips: BTreeMap::new(),
+                requests: Vec::new(),
+                faults: Faults::default(),
+                next_pid: 1000,
+                boots: 0,
+            }),
+            control,
+        });
+        let supervisor = tokio::spawn(supervise(shared.clone(), rx));
+        Ok(Self { shared, supervisor })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.shared.options.token
+    }
+
+    /// Waits until the port accepts connections (bounded).
+    pub async fn wait_up(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.shared.addr).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// Setup/deploy requests for one plugin, in order.
+    pub fn sideload_requests(&self, npm_name: &str) -> Vec<RequestRecord> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.route.is_some() && r.npm_package.as_deref() == Some(npm_name))
+            .collect()
+    }
+
+    pub fn plugin(&self, npm_name: &str) -> Option<PluginRecord> {
+        self.shared.lock().db.get(npm_name).cloned()
+    }
+
+    pub fn boots(&self) -> u32 {
+        self.shared.lock().boots
+    }
+
+    /// Closes the port now and reopens it after `downtime` (a server restart: the
+    /// database survives, installed plugins are restarted at boot).
+    pub fn restart(&self, downtime: Duration) {
+        let _ = self.shared.control.send(Control::Down(downtime));
+    }
+
+    /// Fault: the port closes for `downtime` right after the `n`-th request from now
+    /// has been answered.
+    pub fn go_down_after_requests(&self, n: usize, downtime: Duration) {
+        self.shared.lock().faults.down_after_requests = Some((n.max(1), downtime));
+    }
+
+    /// Fault: the next request on `route` is cut off halfway through its body (the
+    /// client sees a reset); nothing is stored.
+    pub fn reset_next(&self, route: Route) {
+        self.shared.lock().faults.reset_next.push(route);
+    }
+
+    /// Fault: the next request on `route` answers a bare 500 with no effect.
+    pub fn fail_next(&self, route: Route) {
+        self.shared.lock().faults.fail_next.push(route);
+    }
+
+    /// Fault: after the next successful setup, the server restarts (down for
+    /// `downtime`) before the deploy can arrive.
+    pub fn restart_after_next_setup(&self, downtime: Duration) {
+        self.shared.lock().faults.restart_after_setup = Some(downtime);
+    }
+
+    /// Fault: every answer is delayed by `delay`.
+    pub fn set_slow(&self, delay: Duration) {
+        self.shared.lock().faults.slow = delay;
+    }
+
+    /// A fresh volume: database and plugin files gone, as after `rm -rf` of the
+    /// volume followed by a server restart.
+    pub fn wipe(&self, downtime: Duration) {
+        {
+            let mut st = self.shared.lock();
+            st.db.clear();
+            st.zips.clear();
+        }
+        if let Some(volume) = &self.shared.options.volume {
+            let _ = fs::remove_dir_all(volume.join("plugins"));
+        }
+        self.restart(downtime);
+    }
+
+    /// Stores a setup record directly, as an earlier sideloader would have.
+    pub fn seed_setup(&self, npm_name: &str, package_json: Value) {
+        let mut st = self.shared.lock();
+        let rec = st
+            .db
+            .entry(npm_name.into())
+            .or_insert_with(|| PluginRecord {
+                package_json: Value::Null,
+                zip_md5: None,
+                pid: None,
+                loaded: false,
+                deploys: 0,
+            });
+        rec.package_json = package_json;
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler must not hide the recorded requests from the test.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    // The port was just released by us (restart); allow TIME_WAIT reuse and retry a
+    // little in case the kernel is slow to let go.
+    for _ in 0..100 {
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(1024),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")))
+}
+
+async fn supervise(shared: Arc<Shared>, mut control: mpsc::UnboundedReceiver<Control>) {
+    let mut downtime = shared.options.startup_delay;
+    loop {
+        // While down, further restart requests extend the outage.
+        let until = tokio::time::Instant::now() + downtime;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                msg = control.recv() => match msg {
+                    Some(Control::Down(_)) => {}
+                    None => return,
+                },
+            }
+        }
+        let listener = match bind(shared.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("fake-scrypted: cannot bind {}: {e}", shared.addr);
+                return;
+            }
+        };
+        boot(&shared);
+        let mut conns = JoinSet::new();
+        downtime = loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        conns.spawn(serve_connection(shared.clone(), stream));
+                    }
+                }
+                msg = control.recv() => match msg {
+                    Some(Control::Down(d)) => break d,
+                    None => return,
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        };
+        drop(listener);
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+}
+
+/// Scrypted restarts installed plugins at boot.
+fn boot(shared: &Shared) {
+    let mut guard = shared.lock();
+    let st = &mut *guard;
+    st.boots += 1;
+    let names: Vec<String> = st.db.keys().cloned().collect();
+    for name in names {
+        let zip = st.zips.get(&name).cloned();
+        let started = zip.as_deref().map(inspect_zip);
+        let pid = st.next_pid;
+        let rec = st.db.get_mut(&name).expect("key from db");
+        match started {
+            Some(Ok(loaded)) => {
+                rec.pid = Some(pid);
+                rec.loaded = loaded;
+                st.next_pid += 1;
+            }
+            _ => {
+                rec.pid = None;
+                rec.loaded = false;
+            }
+        }
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
+    let mut conn = http::Conn::new(stream);
+    loop {
+        let head = match conn.read_head().await {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(_) => return,
+        };
+        let started = Instant::now();
+        let (record, response, after) = handle(&shared, &mut conn, &head).await;
+        let mut record = record;
+        let Some(response) = response else {
+            record.server_micros = started.elapsed().as_micros() as u64;
+            shared.lock().requests.push(record);
+            // Dropping a socket with unread input makes the kernel send a RST.
+            return;
+        };
+        let slow = shared.lock().faults.slow;
+        if !slow.is_zero() {
+            tokio::time::sleep(slow).await;
+        }
+        let written = conn.write_response(&response).await;
+        record.status = Some(response.status);
+        record.server_micros = started.elapsed().as_micros() as u64;
+        let down = {
+            let mut st = shared.lock();
+            st.requests.push(record);
+            let mut down = after;
+            if let Some((n, d)) = st.faults.down_after_requests.as_mut() {
+                *n -= 1;
+                if *n == 0 {
+                    down = Some(*d);
+                    st.faults.down_after_requests = None;
+                }
+            }
+            down
+        };
+        if let Some(d) = down {
+            let _ = shared.control.send(Control::Down(d));
+            return;
+        }
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+fn take_fault(list: &mut Vec<Route>, route: Route) -> bool {
+    match list.iter().position(|r| *r == route) {
+        Some(i) => {
+            list.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Returns the record, the answer (None: drop the connection) and an optional
+/// restart to perform after answering.
+async fn handle(
+    shared: &Shared,
+    conn: &mut http::Conn,
+    head: &Head,
+) -> (RequestRecord, Option<Response>, Option<Duration>) {
+    let query = head.query_pairs();
+    let npm_package = query
+        .iter()
+        .find(|(k, _)| k == "npmPackage")
+        .map(|(_, v)| v.clone());
+    let token = &shared.options.token;
+    let authorized = head
+        .header("authorization")
+        .is_some_and(|a| a.strip_prefix("Bearer ") == Some(token.as_str()))
+        || query
+            .iter()
+            .any(|(k, v)| k == "scryptedToken" && v == token);
+    let route = match (head.method.as_str(), head.path.as_str()) {
+        ("POST", "/web/component/script/setup") => Some(Route::Setup),
+        ("POST", "/web/component/script/deploy") => Some(Route::Deploy),
+        _ => None,
+    };
+    let content_type = head.header("content-type").map(|s| s.to_string());
+    let mut record = RequestRecord {
+        method: head.method.clone(),
+        path: head.path.clone(),
+        route,
+        npm_package: npm_package.clone(),
+        content_type: content_type.clone(),
+        authorized,
+        chunked: head.chunked(),
+        content_length: head.content_length(),
+        body_len: 0,
+        body_md5: None,
+        status: None,
+        server_micros: 0,
+    };
+
+    let reset = route.is_some_and(|r| take_fault(&mut shared.lock().faults.reset_next, r));
+    // Express reads (or discards) the body before routing errors are answered; the
+    // fake does the same so the connection stays usable.
+    let body = match conn.read_body(head, reset).await {
+        Ok(BodyOutcome::Complete(b)) => b,
+        Ok(BodyOutcome::CutOff(n)) | Err(http::BodyError::Io(n)) => {
+            record.body_len = n;
+            return (record, None, None);
+        }
+        Err(http::BodyError::Malformed) => {
+            return (record, Some(Response::text(400, "Bad Request")), None);
+        }
+    };
+    record.body_len = body.len() as u64;
+    record.body_md5 = Some(md5_hex(&body));
+
+    if head.path.starts_with("/web/component/") && !authorized {
+        return (record, Some(Response::text(401, "Not Authorized")), None);
+    }
+    if let Some(r) = route
+        && take_fault(&mut shared.lock().faults.fail_next, r)
+    {
+        return (
+            record,
+            Some(Response::text(500, "Internal Server Error")),
+            None,
+        );
+    }
+    let response = match route {
+        Some(Route::Setup) => setup(
+            shared,
+            npm_package.as_deref(),
+            content_type.as_deref(),
+            &body,
+        ),
+        Some(Route::Deploy) => deploy(
+            shared,
+            npm_package.as_deref(),
+            content_type.as_deref(),
+            body,
+            query.iter().any(|(k, _)| k == "no-rebind"),
+        ),
+        None => other(shared, head),
+    };
+    let after = if route == Some(Route::Setup) && response.status == 200 {
+        shared.lock().faults.restart_after_setup.take()
+    } else {
+        None
+    };
+    (record, Some(response), after)
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| {
+        let c = c
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        c == "application/json" || c.ends_with("+json")
+    })
+}
+
+fn is_raw(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| {
+        let c = c
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        c.starts_with("application/")
+            && !is_json(Some(&c))
+            && c != "application/x-www-form-urlencoded"
+    })
+}
+
+fn express_syntax_error(body: &[u8], err: &serde_json::Error) -> Response {
+    let preview: String = String::from_utf8_lossy(body).chars().take(40).collect();
+    Response::html(
+        400,
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n<body>\n<pre>SyntaxError: Unexpected token in JSON at position {} ({preview:?})<br> &nbsp; &nbsp;at JSON.parse (&lt;anonymous&gt;)<br> &nbsp; &nbsp;at parse (body-parser/lib/types/json.js:92:19)</pre>\n</body>\n</html>\n",
+            err.column()
+        ),
+    )
+}
+
+fn setup(shared: &Shared, npm: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Response {
+    // Non-JSON bodies are not parsed at all and the route sees `{}`.
+    let package_json = if is_json(content_type) {
+        if body.len() as u64 > JSON_LIMIT {
+            return Response::text(413, "request entity too large");
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => return express_syntax_error(body, &e),
+        }
+    } else {
+        Value::Object(Default::default())
+    };
+    let Some(npm) = npm else {
+        return Response::text(500, "Internal Server Error");
+    };
+    let mut st = shared.lock();
+    let rec = st
+        .db
+        .entry(npm.to_string())
+        .or_insert_with(|| PluginRecord {
+            package_json: Value::Null,
+            zip_md5: None,
+            pid: None,
+            loaded: false,
+            deploys: 0,
+        });
+    rec.package_json = package_json;
+    Response::text(200, "ok")
+}
+
+fn deploy(
+    shared: &Shared,
+    npm: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+    no_rebind: bool,
+) -> Response {
+    let zip = if is_raw(content_type) {
+        if body.len() as u64 > RAW_LIMIT {
+            return Response::text(413, "request entity too large");
+        }
+        body
+    } else {
+        if body.len() as u64 > JSON_LIMIT {
+            return Response::text(413, "request entity too large");
+        }
+        // The route calls `req.body.toString('base64')` on the parser's `{}`.
+        b"[object Object]".to_vec()
+    };
+    let mut guard = shared.lock();
+    let st = &mut *guard;
+    let Some(npm) = npm.filter(|n| st.db.contains_key(*n)) else {
+        return Response::text(500, "npm package not found");
+    };
+    let npm = npm.to_string();
+    let md5 = md5_hex(&zip);
+    // The zip is written to the database before anything is checked.
+    st.zips.insert(npm.clone(), zip.clone());
+    let pid = st.next_pid;
+    let rec = st.db.get_mut(&npm).expect("checked above");
+    rec.zip_md5 = Some(md5.clone());
+    rec.deploys += 1;
+    if no_rebind {
+        return Response::text(200, "ok");
+    }
+    let pj = &rec.package_json;
+    if !pj.get("name").is_some_and(Value::is_string)
+        || !pj.get("scrypted").is_some_and(Value::is_object)
+    {
+        return Response::text(
+            500,
+            "TypeError: Cannot read properties of undefined (reading 'slice')",
+        );
+    }
+    // Kill the running worker and delete its files before looking at the new zip.
+    rec.pid = None;
+    rec.loaded = false;
+    let plugin_dir = shared
+        .options
+        .volume
+        .as_ref()
+        .map(|v| v.join("plugins").join(&npm));
+    if let Some(dir) = &plugin_dir {
+        let _ = fs::remove_dir_all(dir.join("unzipped"));
+        let _ = fs::remove_dir_all(dir.join("zip"));
+    }
+    let loaded = match inspect_zip(&zip) {
+        Ok(loaded) => loaded,
+        Err(_) => {
+            return Response::text(500, "Error: ADM-ZIP: Invalid or unsupported zip format");
+        }
+    };
+    if let Some(dir) = &plugin_dir
+        && let Err(e) = write_volume(dir, &md5, &zip)
+    {
+        return Response::text(500, format!("Error: {e}"));
+    }
+    rec.pid = Some(pid);
+    rec.loaded = loaded;
+    st.next_pid += 1;
+    Response::text(200, "ok")
+}
+
+fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(dir.join("zip"))?;
+    fs::write(dir.join("zip").join(format!("1-{md5}.zip")), zip)?;
+    let unzipped = dir.join("unzipped");
+    fs::create_dir_all(&unzipped)?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).map_err(std::io::Error::other)?;
+    if let Ok(mut main) = archive.by_name("main.nodejs.js") {
+        let mut text = Vec::new();
+        main.read_to_end(&mut text)?;
+        fs::write(unzipped.join("main.nodejs.js"), text)?;
+    }
+    Ok(())
+}
+
+/// Ok(loaded): the zip is readable; `loaded` tells whether it has a main module.
+fn inspect_zip(zip: &[u8]) -> Result<bool, ()> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).map_err(|_| ())?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|_| ())?;
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|_| ())?;
+    }
+    Ok(archive.index_for_name("main.nodejs.js").is_some())
+}
+
+fn other(shared: &Shared, head: &Head) -> Response {
+    if let Some(rest) = head.path.strip_prefix("/endpoint/") {
+        let mut parts = rest.split('/');
+        let first = parts.next().unwrap_or("");
+        let name = if first.starts_with('@') {
+            format!("{first}/{}", parts.next().unwrap_or(""))
+        } else {
+            first.to_string()
+        };
+        let st = shared.lock();
+        return match st.db.get(&name) {
+            Some(rec) if rec.zip_md5.is_some() => Response::text(200, format!("{name} endpoint")),
+            _ => Response::text(404, endpoint_not_found_body(&name)),
+        };
+    }
+    if head.method == "GET" && head.path == "/login" {
+        return Response::json(
+            200,
+            "{\"error\":\"Not logged in.\",\"hasLogin\":true}".into(),
+        );
+    }
+    if shared.options.control_endpoint && head.method == "GET" && head.path == "/__fake/requests" {
+        let st = shared.lock();
+        return Response::json(
+            200,
+            serde_json::to_string(&st.requests).unwrap_or_else(|_| "[]".into()),
+        );
+    }
+    Response::html(
+        404,
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n<body>\n<pre>Cannot {} {}</pre>\n</body>\n</html>\n",
+            head.method, head.path
+        ),
+    )
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex(&Md5::digest(bytes))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

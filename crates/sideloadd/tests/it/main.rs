@@ -1,0 +1,8 @@
+//! sideloadd integration tests: the real binary against the fake Scrypted server.
+//! One test binary (see Cargo.toml) so the suite links once.
+
+mod check_config;
+mod faults;
+mod harness;
+mod notify;
+mod provision;
