@@ -17,7 +17,9 @@ use crate::config::PluginDecl;
 /// The raw body limit of Scrypted's deploy route (`bodyParser.raw`, 100 MB).
 pub const MAX_ZIP_BYTES: u64 = 100_000_000;
 /// The entry Scrypted's node runtime loads.
-pub const MAIN_ENTRY: &str = "main.nodejs.js";
+pub const NODE_ENTRY: &str = "main.nodejs.js";
+/// The entry Scrypted's python runtime loads (`"scrypted": { "runtime": "python" }`).
+pub const PYTHON_ENTRY: &str = "main.py";
 
 /// A plugin that passed every local check, with what is needed to deploy it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,15 +57,16 @@ pub enum PluginError {
         entry: String,
         source: io::Error,
     },
-    #[error("{path} has no {MAIN_ENTRY}, Scrypted would start nothing")]
-    NoMain { path: PathBuf },
+    #[error("{path} has no {entry}, Scrypted would start nothing")]
+    NoMain { path: PathBuf, entry: &'static str },
     #[error("{path} is {size} bytes, over Scrypted's upload limit of {MAX_ZIP_BYTES}")]
     TooLarge { path: PathBuf, size: u64 },
 }
 
 /// Validates `decl.path`: package.json names the declared plugin, has a version and a
 /// `scrypted` section; plugin.zip is complete (central directory readable, every
-/// entry's CRC checks) and has `main.nodejs.js`. Blocking I/O; reads the zip twice
+/// entry's CRC checks) and has the entry its runtime loads (`main.nodejs.js`, or
+/// `main.py` for a python plugin). Blocking I/O; reads the zip twice
 /// in small buffers (never whole into memory).
 pub fn validate(decl: &PluginDecl) -> Result<ValidPlugin, PluginError> {
     let pj_path = decl.path.join("package.json");
@@ -71,7 +74,7 @@ pub fn validate(decl: &PluginDecl) -> Result<ValidPlugin, PluginError> {
         path: pj_path.clone(),
         source,
     })?;
-    let version = check_package_json(&package_json, &decl.name).map_err(|e| match e {
+    let (version, entry) = check_package_json(&package_json, &decl.name).map_err(|e| match e {
         PjProblem::Syntax(source) => PluginError::PackageJsonSyntax {
             path: pj_path.clone(),
             source,
@@ -94,7 +97,7 @@ pub fn validate(decl: &PluginDecl) -> Result<ValidPlugin, PluginError> {
             size: zip_size,
         });
     }
-    check_zip(&zip_path)?;
+    check_zip(&zip_path, entry)?;
     let zip_md5 = md5_file(&zip_path).map_err(read_err)?;
     Ok(ValidPlugin {
         name: decl.name.clone(),
@@ -112,7 +115,8 @@ enum PjProblem {
     Content(String),
 }
 
-fn check_package_json(bytes: &[u8], declared: &str) -> Result<String, PjProblem> {
+/// Returns the version and the zip entry the plugin's runtime starts.
+fn check_package_json(bytes: &[u8], declared: &str) -> Result<(String, &'static str), PjProblem> {
     let v: Value = serde_json::from_slice(bytes).map_err(PjProblem::Syntax)?;
     let obj = v
         .as_object()
@@ -130,15 +134,19 @@ fn check_package_json(bytes: &[u8], declared: &str) -> Result<String, PjProblem>
         Some(v) if !v.trim().is_empty() => v.to_string(),
         _ => return Err(PjProblem::Content("has no \"version\"".into())),
     };
-    if !obj.get("scrypted").is_some_and(Value::is_object) {
+    let Some(scrypted) = obj.get("scrypted").and_then(Value::as_object) else {
         return Err(PjProblem::Content(
             "has no \"scrypted\" section, so it is not a Scrypted plugin".into(),
         ));
-    }
-    Ok(version)
+    };
+    let entry = match scrypted.get("runtime").and_then(Value::as_str) {
+        Some("python") => PYTHON_ENTRY,
+        _ => NODE_ENTRY,
+    };
+    Ok((version, entry))
 }
 
-fn check_zip(path: &Path) -> Result<(), PluginError> {
+fn check_zip(path: &Path, entry_name: &'static str) -> Result<(), PluginError> {
     let file = File::open(path).map_err(|source| PluginError::Read {
         path: path.to_path_buf(),
         source,
@@ -156,7 +164,7 @@ fn check_zip(path: &Path) -> Result<(), PluginError> {
             source,
         })?;
         let name = entry.name().to_string();
-        has_main |= name == MAIN_ENTRY;
+        has_main |= name == entry_name;
         // Reading an entry to its end makes the zip crate compare the CRC.
         loop {
             match entry.read(&mut buf) {
@@ -175,6 +183,7 @@ fn check_zip(path: &Path) -> Result<(), PluginError> {
     if !has_main {
         return Err(PluginError::NoMain {
             path: path.to_path_buf(),
+            entry: entry_name,
         });
     }
     Ok(())
@@ -229,6 +238,29 @@ mod tests {
     }
 
     #[test]
+    fn a_python_plugin_passes_with_main_py() {
+        use std::io::Write;
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            t.path().join("package.json"),
+            r#"{"name":"@scrypted/openvino","version":"0.1.199","scrypted":{"runtime":"python"}}"#,
+        )
+        .expect("write");
+        let mut zip = zip::ZipWriter::new(File::create(t.path().join("plugin.zip")).expect("zip"));
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, text) in [
+            ("main.py", "from ov import OpenVINOPlugin\n"),
+            ("requirements.txt", "openvino\n"),
+        ] {
+            zip.start_file(name, opts).expect("entry");
+            zip.write_all(text.as_bytes()).expect("write entry");
+        }
+        zip.finish().expect("finish");
+        let v = validate(&decl(t.path(), "@scrypted/openvino")).expect("python plugin is valid");
+        assert_eq!(v.version, "0.1.199");
+    }
+
+    #[test]
     fn package_json_problems() {
         let t = tempfile::tempdir().expect("tempdir");
         PluginSpec::new("@scrypted/nvr", "1.0.0")
@@ -279,6 +311,22 @@ mod tests {
         assert!(matches!(
             validate(&decl(t.path(), "p")),
             Err(PluginError::NoMain { .. })
+        ));
+
+        // A python plugin starts main.py: main.nodejs.js does not stand in for it.
+        let pj = t.path().join("package.json");
+        spec.write(t.path()).expect("write");
+        std::fs::write(
+            &pj,
+            r#"{"name":"p","version":"1.0.0","scrypted":{"runtime":"python"}}"#,
+        )
+        .expect("write");
+        assert!(matches!(
+            validate(&decl(t.path(), "p")),
+            Err(PluginError::NoMain {
+                entry: PYTHON_ENTRY,
+                ..
+            })
         ));
 
         std::fs::remove_file(t.path().join("plugin.zip")).expect("rm");
