@@ -1,0 +1,580 @@
+//! `nixgen update`: discover, fetch, classify, render, verify, write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use futures_util::{StreamExt as _, stream};
+use reqwest::Url;
+
+use crate::classify::{Classified, ClassifyError, Pin, SkipReason, classify};
+use crate::config::{Config, ConfigError};
+use crate::name::PluginName;
+use crate::registry::{FetchError, HttpSettings, Registry, Token};
+use crate::render::{self, RenderError};
+use crate::report::{self, Failed, Report, Skipped, Updated, Versioned};
+use crate::tree::{self, Entry, TreeError};
+use crate::verify::{self, VerifyError};
+
+pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    /// Write nothing; the caller exits 1 when updates are pending.
+    Check,
+    /// Write nothing; print what would change.
+    DryRun,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Bar,
+    Lines,
+    Quiet,
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub root: PathBuf,
+    /// `--registry`; wins over the config file.
+    pub registry: Option<String>,
+    /// `NPM_CONFIG_REGISTRY`; used when neither flag nor config set one.
+    pub env_registry: Option<String>,
+    pub token: Option<Token>,
+    pub jobs: usize,
+    pub mode: Mode,
+    pub verify: bool,
+    pub keep_removed: bool,
+    pub only: Vec<PluginName>,
+    pub http: HttpSettings,
+    pub progress: Progress,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("--root {0} is not a directory")]
+    BadRoot(PathBuf),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot set up the registry client")]
+    Registry(#[source] FetchError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// Why one plugin failed; the others go on.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot fetch @scrypted/{plugin}")]
+    Fetch {
+        plugin: PluginName,
+        #[source]
+        source: FetchError,
+    },
+    #[error("@scrypted/{plugin} is not in the registry ({url})")]
+    NotFound { plugin: PluginName, url: Url },
+    #[error("bad registry data for @scrypted/{plugin} from {url}")]
+    Data {
+        plugin: PluginName,
+        url: Url,
+        #[source]
+        source: ClassifyError,
+    },
+    #[error("cannot download @scrypted/{plugin} {version} for --verify")]
+    Download {
+        plugin: PluginName,
+        version: semver::Version,
+        #[source]
+        source: FetchError,
+    },
+    #[error("--verify failed for @scrypted/{plugin} {version} from {url}")]
+    Verify {
+        plugin: PluginName,
+        version: semver::Version,
+        url: Url,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("cannot render @scrypted/{plugin}")]
+    Render {
+        plugin: PluginName,
+        #[source]
+        source: RenderError,
+    },
+    #[error("cannot write @scrypted/{plugin}")]
+    Write {
+        plugin: PluginName,
+        #[source]
+        source: TreeError,
+    },
+}
+
+enum Fetched {
+    Classified(Classified),
+    Gone(Url),
+}
+
+enum Action {
+    Add(Pin, String),
+    Update {
+        pin: Pin,
+        text: String,
+        old: Option<String>,
+        new_pin: bool,
+    },
+    Remove {
+        old: Option<String>,
+    },
+}
+
+pub async fn run(opts: Options) -> Result<Report, UpdateError> {
+    let root = opts.root.as_path();
+    if !root.is_dir() {
+        return Err(UpdateError::BadRoot(root.to_owned()));
+    }
+    let config = Config::load(root)?;
+    let base = opts
+        .registry
+        .clone()
+        .or_else(|| config.registry.clone())
+        .or_else(|| opts.env_registry.clone().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
+    let registry = Registry::new(&base, opts.token.as_ref(), opts.http.clone())
+        .map_err(UpdateError::Registry)?;
+    let writing = opts.mode == Mode::Write;
+    if writing {
+        tree::sweep(root);
+    }
+    let scan = tree::scan(root)?;
+    for stray in &scan.strays {
+        tracing::warn!(dir = %stray.escape_debug(), "ignoring a directory in nix/plugins whose name is not a plugin name");
+    }
+
+    let mut report = Report {
+        registry: registry.base().to_owned(),
+        wrote: writing,
+        ..Report::default()
+    };
+    let names = discover(&opts, &config, &registry, &scan.plugins, &mut report).await;
+
+    let mut to_fetch = Vec::new();
+    for name in names {
+        let reason = if config.ignore.contains(&name) {
+            Some(SkipReason::Ignored)
+        } else if scan.plugins.get(&name) == Some(&Entry::HandMaintained) {
+            Some(SkipReason::HandMaintained)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => push_skip(&mut report, name.to_string(), reason, ""),
+            None => to_fetch.push(name),
+        }
+    }
+
+    let progress = Bar::new(opts.progress, to_fetch.len() as u64);
+    let results: Vec<(PluginName, Result<Fetched, PluginError>)> = stream::iter(to_fetch)
+        .map(|name| {
+            let registry = &registry;
+            let held = config.hold.get(&name);
+            let progress = &progress;
+            async move {
+                let r = fetch_one(registry, &name, held).await;
+                progress.tick(&name, r.is_ok());
+                (name, r)
+            }
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    progress.finish();
+
+    let mut actions: BTreeMap<PluginName, Action> = BTreeMap::new();
+    for (name, result) in results {
+        let old = match scan.plugins.get(&name) {
+            Some(Entry::Generated { version, text }) => Some((version.clone(), text.as_str())),
+            _ => None,
+        };
+        let old_version = old.as_ref().and_then(|(v, _)| v.clone());
+        match result {
+            Err(e) => fail(&mut report, &name, old_version, &e),
+            Ok(Fetched::Gone(url)) => match old {
+                Some(_) if opts.keep_removed => {
+                    push_skip(
+                        &mut report,
+                        name.to_string(),
+                        SkipReason::Gone,
+                        ", kept by --keep-removed",
+                    );
+                }
+                Some(_) => {
+                    actions.insert(name, Action::Remove { old: old_version });
+                }
+                None => fail(
+                    &mut report,
+                    &name,
+                    None,
+                    &PluginError::NotFound {
+                        plugin: name.clone(),
+                        url,
+                    },
+                ),
+            },
+            Ok(Fetched::Classified(Classified::Skip(reason))) => {
+                if reason.removes_package() && old.is_some() {
+                    if opts.keep_removed {
+                        push_skip(
+                            &mut report,
+                            name.to_string(),
+                            reason,
+                            ", kept by --keep-removed",
+                        );
+                    } else {
+                        actions.insert(name.clone(), Action::Remove { old: old_version });
+                        push_skip(
+                            &mut report,
+                            name.to_string(),
+                            reason,
+                            ", its package is removed",
+                        );
+                    }
+                } else {
+                    push_skip(&mut report, name.to_string(), reason, "");
+                }
+            }
+            Ok(Fetched::Classified(Classified::Plugin(pin))) => {
+                let text = match render::package_nix(&pin) {
+                    Ok(t) => t,
+                    Err(source) => {
+                        let e = PluginError::Render {
+                            plugin: name.clone(),
+                            source,
+                        };
+                        fail(&mut report, &name, old_version, &e);
+                        continue;
+                    }
+                };
+                match old {
+                    None => {
+                        actions.insert(name, Action::Add(pin, text));
+                    }
+                    Some((_, old_text)) if old_text == text => report.unchanged += 1,
+                    Some((_, old_text)) => {
+                        let new_pin = !old_text.contains(&format!("\"{}\"", pin.hash))
+                            || old_version.as_deref() != Some(&pin.version.to_string());
+                        actions.insert(
+                            name,
+                            Action::Update {
+                                pin,
+                                text,
+                                old: old_version,
+                                new_pin,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    if opts.verify {
+        verify_changes(&registry, opts.jobs, &mut actions, &mut report).await;
+    }
+
+    let builder_path = root.join(tree::BUILDER_PATH);
+    let builder_text = render::builder_nix(registry.base())?;
+    report.builder = match std::fs::read_to_string(&builder_path) {
+        Ok(t) if t == builder_text => "unchanged",
+        Ok(t) if !render::is_generated(&t) => {
+            report.failed.push(Failed {
+                name: tree::BUILDER_PATH.to_owned(),
+                kept: None,
+                error: report::chain(&TreeError::NotGenerated {
+                    path: builder_path.clone(),
+                }),
+            });
+            "unchanged"
+        }
+        Ok(_) => "updated",
+        Err(_) => "created",
+    };
+
+    if writing {
+        if report.builder != "unchanged" {
+            match tree::write_generated(&builder_path, &builder_text) {
+                Ok(changed) => report.files_changed += usize::from(changed),
+                Err(e) => {
+                    report.failed.push(Failed {
+                        name: tree::BUILDER_PATH.to_owned(),
+                        kept: None,
+                        error: report::chain(&e),
+                    });
+                    report.builder = "unchanged";
+                }
+            }
+        }
+    }
+    apply(root, writing, actions, &mut report);
+    report.sort();
+    Ok(report)
+}
+
+/// Search results, the tree, and the config's names, minus foreign scopes.
+async fn discover(
+    opts: &Options,
+    config: &Config,
+    registry: &Registry,
+    tree: &BTreeMap<PluginName, Entry>,
+    report: &mut Report,
+) -> BTreeSet<PluginName> {
+    if !opts.only.is_empty() {
+        return opts.only.iter().cloned().collect();
+    }
+    let mut names = BTreeSet::new();
+    match registry.search().await {
+        Ok(found) => {
+            for raw in found.names {
+                match PluginName::from_scoped(&raw) {
+                    None => {
+                        tracing::debug!(name = %raw.escape_debug(), "not in the @scrypted scope")
+                    }
+                    Some(Ok(n)) => {
+                        names.insert(n);
+                    }
+                    Some(Err(e)) => {
+                        push_skip(
+                            report,
+                            format!("{:?}", raw),
+                            SkipReason::InvalidName(e.to_string()),
+                            "",
+                        );
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let msg = report::chain(&e);
+            tracing::warn!("search failed, refreshing the known plugins only: {msg}");
+            report.search_error = Some(msg);
+        }
+    }
+    names.extend(
+        tree.iter()
+            .filter(|(_, e)| matches!(e, Entry::Generated { .. }))
+            .map(|(n, _)| n.clone()),
+    );
+    names.extend(config.extra.iter().cloned());
+    names.extend(config.hold.keys().cloned());
+    names
+}
+
+async fn fetch_one(
+    registry: &Registry,
+    name: &PluginName,
+    held: Option<&semver::Version>,
+) -> Result<Fetched, PluginError> {
+    let (url, doc) = match registry.metadata(name, held).await {
+        Ok(r) => r,
+        Err(FetchError::NotFound { url }) => return Ok(Fetched::Gone(url)),
+        Err(source) => {
+            return Err(PluginError::Fetch {
+                plugin: name.clone(),
+                source,
+            });
+        }
+    };
+    classify(name, held, &doc)
+        .map(Fetched::Classified)
+        .map_err(|source| PluginError::Data {
+            plugin: name.clone(),
+            url,
+            source,
+        })
+}
+
+/// Downloads and checks every new pin; a failure keeps the old pin.
+async fn verify_changes(
+    registry: &Registry,
+    jobs: usize,
+    actions: &mut BTreeMap<PluginName, Action>,
+    report: &mut Report,
+) {
+    let pins: Vec<(Pin, Option<String>)> = actions
+        .values()
+        .filter_map(|a| match a {
+            Action::Add(pin, _) => Some((pin.clone(), None)),
+            Action::Update {
+                pin,
+                old,
+                new_pin: true,
+                ..
+            } => Some((pin.clone(), old.clone())),
+            _ => None,
+        })
+        .collect();
+    let failures: Vec<(Pin, Option<String>, PluginError)> = stream::iter(pins)
+        .map(|(pin, old)| async move {
+            let url = registry.tarball_url(&pin.name, &pin.version);
+            let bytes = match registry.tarball(&url).await {
+                Ok(b) => b,
+                Err(source) => {
+                    let e = PluginError::Download {
+                        plugin: pin.name.clone(),
+                        version: pin.version.clone(),
+                        source,
+                    };
+                    return Some((pin, old, e));
+                }
+            };
+            let checked = {
+                let pin = pin.clone();
+                tokio::task::spawn_blocking(move || verify::check(&pin, &bytes)).await
+            };
+            match checked {
+                Ok(Ok(())) => None,
+                Ok(Err(source)) => {
+                    let e = PluginError::Verify {
+                        plugin: pin.name.clone(),
+                        version: pin.version.clone(),
+                        url,
+                        source,
+                    };
+                    Some((pin, old, e))
+                }
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    for (pin, old, e) in failures {
+        actions.remove(&pin.name);
+        fail(report, &pin.name, old, &e);
+    }
+}
+
+fn apply(root: &Path, writing: bool, actions: BTreeMap<PluginName, Action>, report: &mut Report) {
+    for (name, action) in actions {
+        let done = if writing {
+            let r = match &action {
+                Action::Add(_, text) => tree::create_plugin(root, &name, text).map(|()| true),
+                Action::Update { text, .. } => {
+                    let path = root
+                        .join(tree::PLUGINS_DIR)
+                        .join(name.as_str())
+                        .join(tree::PACKAGE_FILE);
+                    tree::write_generated(&path, text)
+                }
+                Action::Remove { .. } => tree::remove_plugin(root, &name).map(|()| true),
+            };
+            match r {
+                Ok(changed) => {
+                    report.files_changed += usize::from(changed);
+                    true
+                }
+                Err(source) => {
+                    let old = match &action {
+                        Action::Update { old, .. } | Action::Remove { old } => old.clone(),
+                        Action::Add(..) => None,
+                    };
+                    fail(
+                        report,
+                        &name,
+                        old,
+                        &PluginError::Write {
+                            plugin: name.clone(),
+                            source,
+                        },
+                    );
+                    false
+                }
+            }
+        } else {
+            true
+        };
+        if !done {
+            continue;
+        }
+        let name = name.to_string();
+        match action {
+            Action::Add(pin, _) => report.added.push(Versioned {
+                name,
+                version: Some(pin.version.to_string()),
+            }),
+            Action::Update { pin, old, .. } => report.updated.push(Updated {
+                name,
+                old,
+                new: pin.version.to_string(),
+            }),
+            Action::Remove { old } => report.removed.push(Versioned { name, version: old }),
+        }
+    }
+}
+
+fn fail(report: &mut Report, name: &PluginName, kept: Option<String>, e: &PluginError) {
+    report.failed.push(Failed {
+        name: name.to_string(),
+        kept,
+        error: report::chain(e),
+    });
+}
+
+fn push_skip(report: &mut Report, name: String, reason: SkipReason, note: &str) {
+    let message = format!("{reason}{note}");
+    report.skipped.push(Skipped {
+        name,
+        reason,
+        message,
+    });
+}
+
+/// Progress on a terminal as a bar, elsewhere as one line per plugin.
+struct Bar {
+    mode: Progress,
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Bar {
+    fn new(mode: Progress, total: u64) -> Self {
+        let bar = (mode == Progress::Bar).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Self {
+            mode,
+            bar,
+            total,
+            done: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn tick(&self, name: &PluginName, ok: bool) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match (&self.bar, self.mode) {
+            (Some(b), _) => {
+                b.set_message(name.to_string());
+                b.inc(1);
+            }
+            (None, Progress::Lines) => {
+                let state = if ok { "fetched" } else { "failed" };
+                eprintln!("[{n}/{}] {state} {name}", self.total);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
