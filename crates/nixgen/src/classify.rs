@@ -68,11 +68,8 @@ impl SkipReason {
 pub enum ClassifyError {
     #[error("the document is not a JSON object")]
     NotAnObject,
-    #[error("the document is for {found:?}, not {expected}")]
-    WrongName {
-        expected: String,
-        found: Option<String>,
-    },
+    #[error("the document is for {found}, not {expected}")]
+    WrongName { expected: String, found: String },
     #[error("asked for version {expected}, got {found:?}")]
     WrongVersion { expected: String, found: String },
     #[error("missing version")]
@@ -97,10 +94,11 @@ pub fn classify(
     let expected = name.scoped();
     let found = obj.get("name").and_then(Value::as_str);
     if found != Some(expected.as_str()) {
-        return Err(ClassifyError::WrongName {
-            expected,
-            found: found.map(str::to_owned),
-        });
+        let found = found.map_or_else(
+            || "no name".to_owned(),
+            |f| format!("{:?}", clean_line(f, 100)),
+        );
+        return Err(ClassifyError::WrongName { expected, found });
     }
     let Some(scrypted) = obj.get("scrypted").filter(|s| s.is_object()) else {
         return Ok(Classified::Skip(SkipReason::NotAPlugin));

@@ -38,6 +38,10 @@ struct UpdateArgs {
     /// $NPM_CONFIG_REGISTRY, else https://registry.npmjs.org].
     #[arg(long, value_name = "URL")]
     registry: Option<String>,
+    /// Base URL the generated builder downloads tarballs from (and --verify
+    /// checks) [default: the registry]. For a metadata-only mirror or snapshot.
+    #[arg(long, value_name = "URL")]
+    tarball_registry: Option<String>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
@@ -115,6 +119,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     let opts = Options {
         root: args.root,
         registry: args.registry,
+        tarball_registry: args.tarball_registry,
         env_registry: std::env::var("NPM_CONFIG_REGISTRY").ok(),
         token,
         jobs: usize::from(args.jobs),

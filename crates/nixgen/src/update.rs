@@ -38,6 +38,9 @@ pub struct Options {
     pub root: PathBuf,
     /// `--registry`; wins over the config file.
     pub registry: Option<String>,
+    /// `--tarball-registry`: where the builder fetches tarballs; defaults to
+    /// the registry.
+    pub tarball_registry: Option<String>,
     /// `NPM_CONFIG_REGISTRY`; used when neither flag nor config set one.
     pub env_registry: Option<String>,
     pub token: Option<Token>,
@@ -143,6 +146,11 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
     let registry = Registry::new(&base, opts.token.as_ref(), opts.http.clone())
         .map_err(UpdateError::Registry)?;
+    let tarballs = match &opts.tarball_registry {
+        Some(t) => Registry::new(t, opts.token.as_ref(), opts.http.clone())
+            .map_err(UpdateError::Registry)?,
+        None => registry.clone(),
+    };
     let writing = opts.mode == Mode::Write;
     if writing {
         tree::sweep(root);
@@ -280,11 +288,11 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
     }
 
     if opts.verify {
-        verify_changes(&registry, opts.jobs, &mut actions, &mut report).await;
+        verify_changes(&tarballs, opts.jobs, &mut actions, &mut report).await;
     }
 
     let builder_path = root.join(tree::BUILDER_PATH);
-    let builder_text = render::builder_nix(registry.base())?;
+    let builder_text = render::builder_nix(tarballs.base())?;
     report.builder = match std::fs::read_to_string(&builder_path) {
         Ok(t) if t == builder_text => "unchanged",
         Ok(t) if !render::is_generated(&t) => {
