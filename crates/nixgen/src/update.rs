@@ -309,18 +309,16 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         Err(_) => "created",
     };
 
-    if writing {
-        if report.builder != "unchanged" {
-            match tree::write_generated(&builder_path, &builder_text) {
-                Ok(changed) => report.files_changed += usize::from(changed),
-                Err(e) => {
-                    report.failed.push(Failed {
-                        name: tree::BUILDER_PATH.to_owned(),
-                        kept: None,
-                        error: report::chain(&e),
-                    });
-                    report.builder = "unchanged";
-                }
+    if writing && report.builder != "unchanged" {
+        match tree::write_generated(&builder_path, &builder_text) {
+            Ok(changed) => report.files_changed += usize::from(changed),
+            Err(e) => {
+                report.failed.push(Failed {
+                    name: tree::BUILDER_PATH.to_owned(),
+                    kept: None,
+                    error: report::chain(&e),
+                });
+                report.builder = "unchanged";
             }
         }
     }
