@@ -322,7 +322,7 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
             }
         }
     }
-    apply(root, writing, actions, &mut report);
+    apply(root, writing, opts.jobs, actions, &mut report).await;
     report.sort();
     Ok(report)
 }
@@ -462,47 +462,51 @@ async fn verify_changes(
     }
 }
 
-fn apply(root: &Path, writing: bool, actions: BTreeMap<PluginName, Action>, report: &mut Report) {
-    for (name, action) in actions {
-        let done = if writing {
-            let r = match &action {
-                Action::Add(_, text) => tree::create_plugin(root, &name, text).map(|()| true),
-                Action::Update { text, .. } => {
-                    let path = root
-                        .join(tree::PLUGINS_DIR)
-                        .join(name.as_str())
-                        .join(tree::PACKAGE_FILE);
-                    tree::write_generated(&path, text)
+/// Writes the planned changes. Plugins live in separate directories, so the
+/// writes run in parallel: most of their cost is fsync latency, which
+/// overlapping hides.
+async fn apply(
+    root: &Path,
+    writing: bool,
+    jobs: usize,
+    actions: BTreeMap<PluginName, Action>,
+    report: &mut Report,
+) {
+    let results: Vec<(PluginName, Action, Result<bool, TreeError>)> = stream::iter(actions)
+        .map(|(name, action)| {
+            let root = root.to_owned();
+            async move {
+                if !writing {
+                    return (name, action, Ok(false));
                 }
-                Action::Remove { .. } => tree::remove_plugin(root, &name).map(|()| true),
-            };
-            match r {
-                Ok(changed) => {
-                    report.files_changed += usize::from(changed);
-                    true
-                }
-                Err(source) => {
-                    let old = match &action {
-                        Action::Update { old, .. } | Action::Remove { old } => old.clone(),
-                        Action::Add(..) => None,
-                    };
-                    fail(
-                        report,
-                        &name,
-                        old,
-                        &PluginError::Write {
-                            plugin: name.clone(),
-                            source,
-                        },
-                    );
-                    false
+                let task = tokio::task::spawn_blocking(move || {
+                    let r = write_action(&root, &name, &action);
+                    (name, action, r)
+                });
+                match task.await {
+                    Ok(done) => done,
+                    Err(join) => std::panic::resume_unwind(join.into_panic()),
                 }
             }
-        } else {
-            true
-        };
-        if !done {
-            continue;
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    for (name, action, result) in results {
+        match result {
+            Ok(changed) => report.files_changed += usize::from(changed),
+            Err(source) => {
+                let old = match &action {
+                    Action::Update { old, .. } | Action::Remove { old } => old.clone(),
+                    Action::Add(..) => None,
+                };
+                let e = PluginError::Write {
+                    plugin: name.clone(),
+                    source,
+                };
+                fail(report, &name, old, &e);
+                continue;
+            }
         }
         let name = name.to_string();
         match action {
@@ -517,6 +521,20 @@ fn apply(root: &Path, writing: bool, actions: BTreeMap<PluginName, Action>, repo
             }),
             Action::Remove { old } => report.removed.push(Versioned { name, version: old }),
         }
+    }
+}
+
+fn write_action(root: &Path, name: &PluginName, action: &Action) -> Result<bool, TreeError> {
+    match action {
+        Action::Add(_, text) => tree::create_plugin(root, name, text).map(|()| true),
+        Action::Update { text, .. } => {
+            let path = root
+                .join(tree::PLUGINS_DIR)
+                .join(name.as_str())
+                .join(tree::PACKAGE_FILE);
+            tree::write_generated(&path, text)
+        }
+        Action::Remove { .. } => tree::remove_plugin(root, name).map(|()| true),
     }
 }
 
