@@ -1,41 +1,60 @@
 #!/usr/bin/env python3
 """Serves a registry snapshot on 127.0.0.1 with a fixed delay per request,
-to stand in for the network latency of the real registry.
+standing in for the network latency of the real registry.
 
 usage: delay_server.py DIR DELAY_MS PORT_FILE
 Writes the chosen port to PORT_FILE once listening.
+
+asyncio with the files held in memory: the server's own CPU time must stay
+far below the delay, or it (not the client) becomes what the benchmark
+measures on a busy machine.
 """
-import http.server
+import asyncio
 import os
 import sys
-import time
-import urllib.parse
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+def load(root):
+    files = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            url = "/" + os.path.relpath(path, root).replace(os.sep, "/")
+            with open(path, "rb") as f:
+                files[url] = f.read()
+    return files
 
-    def translate_path(self, path):
-        # Registry paths like /-/v1/search?text=... map to files; drop the query.
-        path = urllib.parse.urlsplit(path).path
-        return super().translate_path(path)
 
-    def send_head(self):
-        time.sleep(DELAY)
-        return super().send_head()
+async def main(root, delay, port_file):
+    files = load(root)
 
-    def log_message(self, *args):
-        pass
+    async def handle(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1].decode("latin-1")
+                path = target.split("?", 1)[0]
+                await asyncio.sleep(delay)
+                body = files.get(path)
+                status = b"200 OK" if body is not None else b"404 Not Found"
+                body = body if body is not None else b'{"error":"Not found"}'
+                writer.write(
+                    b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=512)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.sockets[0].getsockname()[1]))
+    os.rename(port_file + ".tmp", port_file)
+    async with server:
+        await server.serve_forever()
 
 
 if __name__ == "__main__":
-    root, delay_ms, port_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    DELAY = delay_ms / 1000.0
-    os.chdir(root)
-    http.server.ThreadingHTTPServer.request_queue_size = 256
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(port_file + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(port_file + ".tmp", port_file)
-    server.serve_forever()
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]) / 1000.0, sys.argv[3]))

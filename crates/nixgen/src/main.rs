@@ -132,6 +132,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
             retries: args.retries,
             backoff: Duration::from_millis(args.backoff_ms),
             max_wait: Duration::from_millis(args.max_wait_ms),
+            max_in_flight: usize::from(args.jobs),
         },
         progress,
     };

@@ -21,6 +21,9 @@ pub struct HttpSettings {
     /// Upper bound for a single wait, including one asked for by Retry-After,
     /// so a hostile server cannot park the updater.
     pub max_wait: Duration,
+    /// Requests in flight at once over the whole client, whatever the
+    /// callers' own concurrency (search, metadata, tarballs, retries).
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpSettings {
@@ -30,6 +33,7 @@ impl Default for HttpSettings {
             retries: 4,
             backoff: Duration::from_millis(500),
             max_wait: Duration::from_secs(60),
+            max_in_flight: 16,
         }
     }
 }
@@ -79,6 +83,8 @@ pub enum FetchError {
         status: StatusCode,
         hint: &'static str,
     },
+    #[error("the HTTP client was shut down")]
+    Closed,
     #[error("GET {url}: not found (HTTP 404)")]
     NotFound { url: Url },
     #[error("GET {url}: response larger than {limit} bytes")]
@@ -108,6 +114,7 @@ pub struct Registry {
     client: reqwest::Client,
     base: Url,
     settings: HttpSettings,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// The result of one search: scoped names as the registry spelled them.
@@ -141,10 +148,13 @@ impl Registry {
             .read_timeout(settings.timeout)
             .build()
             .map_err(FetchError::Client)?;
+        let in_flight =
+            std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
         Ok(Self {
             client,
             base,
             settings,
+            in_flight,
         })
     }
 
@@ -291,6 +301,12 @@ impl Registry {
         limit: u64,
         whole_timeout: bool,
     ) -> Result<Vec<u8>, Attempt> {
+        // The permit is held for one attempt, not across backoff sleeps.
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| Attempt::Fatal(FetchError::Closed))?;
         let mut req = self.client.get(url.clone());
         if whole_timeout {
             req = req.timeout(self.settings.timeout);

@@ -165,39 +165,67 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         wrote: writing,
         ..Report::default()
     };
-    let names = discover(&opts, &config, &registry, &scan.plugins, &mut report).await;
-
-    let mut to_fetch = Vec::new();
-    for name in names {
-        let reason = if config.ignore.contains(&name) {
+    // The plugins already known are fetched while the search runs: in the
+    // usual run (a populated tree) that hides the search's latency.
+    let known = known_names(&opts, &config, &scan.plugins);
+    let skip = |name: &PluginName| {
+        if config.ignore.contains(name) {
             Some(SkipReason::Ignored)
-        } else if scan.plugins.get(&name) == Some(&Entry::HandMaintained) {
+        } else if scan.plugins.get(name) == Some(&Entry::HandMaintained) {
             Some(SkipReason::HandMaintained)
         } else {
             None
-        };
-        match reason {
-            Some(reason) => push_skip(&mut report, name.to_string(), reason, ""),
-            None => to_fetch.push(name),
         }
-    }
-
-    let progress = Bar::new(opts.progress, to_fetch.len() as u64);
-    let results: Vec<(PluginName, Result<Fetched, PluginError>)> = stream::iter(to_fetch)
-        .map(|name| {
-            let registry = &registry;
-            let held = config.hold.get(&name);
-            let progress = &progress;
-            async move {
-                let r = fetch_one(registry, &name, held).await;
+    };
+    let (known_fetch, mut skipped): (Vec<_>, Vec<_>) =
+        known.iter().cloned().partition(|n| skip(n).is_none());
+    let progress = Bar::new(opts.progress, known_fetch.len() as u64);
+    let fetch = |names: Vec<PluginName>| {
+        let (registry, config, progress) = (&registry, &config, &progress);
+        stream::iter(names)
+            .map(move |name| async move {
+                let r = fetch_one(registry, &name, config.hold.get(&name)).await;
                 progress.tick(&name, r.is_ok());
                 (name, r)
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .collect::<Vec<_>>()
+    };
+    let search = async {
+        if opts.only.is_empty() {
+            Some(search_names(&registry).await)
+        } else {
+            None
+        }
+    };
+    let (searched, mut results) = tokio::join!(search, fetch(known_fetch));
+    if let Some(searched) = searched {
+        let found = match searched {
+            Ok(found) => found,
+            Err(e) => {
+                let msg = report::chain(&e);
+                tracing::warn!("search failed, refreshing the known plugins only: {msg}");
+                report.search_error = Some(msg);
+                Searched::default()
             }
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .collect()
-        .await;
+        };
+        for (raw, why) in found.invalid {
+            push_skip(&mut report, raw, SkipReason::InvalidName(why), "");
+        }
+        let (new, new_skipped): (Vec<_>, Vec<_>) = found
+            .names
+            .into_iter()
+            .filter(|n| !known.contains(n))
+            .partition(|n| skip(n).is_none());
+        skipped.extend(new_skipped);
+        progress.add_total(new.len() as u64);
+        results.extend(fetch(new).await);
+    }
     progress.finish();
+    for name in skipped {
+        let reason = skip(&name).unwrap_or(SkipReason::Ignored);
+        push_skip(&mut report, name.to_string(), reason, "");
+    }
 
     let mut actions: BTreeMap<PluginName, Action> = BTreeMap::new();
     for (name, result) in results {
@@ -327,53 +355,46 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
     Ok(report)
 }
 
-/// Search results, the tree, and the config's names, minus foreign scopes.
-async fn discover(
+/// Names to refresh whatever the search says: `--only`, or the generated
+/// plugins in the tree plus the config's `extra` and `hold` names.
+fn known_names(
     opts: &Options,
     config: &Config,
-    registry: &Registry,
     tree: &BTreeMap<PluginName, Entry>,
-    report: &mut Report,
 ) -> BTreeSet<PluginName> {
     if !opts.only.is_empty() {
         return opts.only.iter().cloned().collect();
     }
-    let mut names = BTreeSet::new();
-    match registry.search().await {
-        Ok(found) => {
-            for raw in found.names {
-                match PluginName::from_scoped(&raw) {
-                    None => {
-                        tracing::debug!(name = %raw.escape_debug(), "not in the @scrypted scope")
-                    }
-                    Some(Ok(n)) => {
-                        names.insert(n);
-                    }
-                    Some(Err(e)) => {
-                        push_skip(
-                            report,
-                            format!("{:?}", raw),
-                            SkipReason::InvalidName(e.to_string()),
-                            "",
-                        );
-                    }
-                }
+    let generated = tree
+        .iter()
+        .filter(|(_, e)| matches!(e, Entry::Generated { .. }))
+        .map(|(n, _)| n.clone());
+    generated
+        .chain(config.extra.iter().cloned())
+        .chain(config.hold.keys().cloned())
+        .collect()
+}
+
+#[derive(Debug, Default)]
+struct Searched {
+    names: BTreeSet<PluginName>,
+    /// `@scrypted/` names that are not valid plugin names: (as found, why).
+    invalid: Vec<(String, String)>,
+}
+
+/// The search's `@scrypted/*` names; other scopes are dropped unseen.
+async fn search_names(registry: &Registry) -> Result<Searched, FetchError> {
+    let mut out = Searched::default();
+    for raw in registry.search().await?.names {
+        match PluginName::from_scoped(&raw) {
+            None => tracing::debug!(name = %raw.escape_debug(), "not in the @scrypted scope"),
+            Some(Ok(n)) => {
+                out.names.insert(n);
             }
-        }
-        Err(e) => {
-            let msg = report::chain(&e);
-            tracing::warn!("search failed, refreshing the known plugins only: {msg}");
-            report.search_error = Some(msg);
+            Some(Err(e)) => out.invalid.push((format!("{raw:?}"), e.to_string())),
         }
     }
-    names.extend(
-        tree.iter()
-            .filter(|(_, e)| matches!(e, Entry::Generated { .. }))
-            .map(|(n, _)| n.clone()),
-    );
-    names.extend(config.extra.iter().cloned());
-    names.extend(config.hold.keys().cloned());
-    names
+    Ok(out)
 }
 
 async fn fetch_one(
@@ -559,7 +580,7 @@ fn push_skip(report: &mut Report, name: String, reason: SkipReason, note: &str) 
 struct Bar {
     mode: Progress,
     bar: Option<indicatif::ProgressBar>,
-    total: u64,
+    total: std::sync::atomic::AtomicU64,
     done: std::sync::atomic::AtomicU64,
 }
 
@@ -576,8 +597,16 @@ impl Bar {
         Self {
             mode,
             bar,
-            total,
+            total: std::sync::atomic::AtomicU64::new(total),
             done: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn add_total(&self, n: u64) {
+        self.total
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc_length(n);
         }
     }
 
@@ -590,7 +619,8 @@ impl Bar {
             }
             (None, Progress::Lines) => {
                 let state = if ok { "fetched" } else { "failed" };
-                eprintln!("[{n}/{}] {state} {name}", self.total);
+                let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+                eprintln!("[{n}/{total}] {state} {name}");
             }
             _ => {}
         }

@@ -266,3 +266,19 @@ fn bad_arguments_are_rejected() {
     let out = nixgen(&root.path().join("missing"), "http://127.0.0.1:9", &[]);
     assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
 }
+
+#[test]
+fn requests_in_flight_are_bounded_by_jobs() {
+    let names_: Vec<String> = (0..12).map(|i| format!("p{i:02}")).collect();
+    let refs: Vec<&str> = names_.iter().map(String::as_str).collect();
+    let server = small_registry(&refs);
+    server.set_delay(Duration::from_millis(60));
+    let root = new_root();
+    // Known plugins are fetched while the search runs; both share the bound.
+    assert_eq!(nixgen(root.path(), &server.url, &["--only", "p00", "p01", "p02", "p03"]).code, 0);
+    server.reset_max_in_flight();
+    let out = nixgen(root.path(), &server.url, &["--jobs", "3", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(names(&out.json(), "added").len(), 8);
+    assert_eq!(server.max_in_flight(), 3);
+}

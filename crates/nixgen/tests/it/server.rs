@@ -52,6 +52,8 @@ struct State {
     authorizations: Vec<String>,
     /// Added to every request, to make runs long enough to interrupt.
     delay: Duration,
+    active: usize,
+    max_active: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +120,15 @@ impl Server {
 
     pub fn all_hits(&self) -> HashMap<String, usize> {
         self.lock().hits.clone()
+    }
+
+    pub fn reset_max_in_flight(&self) {
+        self.lock().max_active = 0;
+    }
+
+    /// The most requests seen in progress at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_active
     }
 
     pub fn authorizations(&self) -> Vec<String> {
@@ -189,10 +200,15 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         if let Some(a) = auth {
             s.authorizations.push(a);
         }
+        s.active += 1;
+        s.max_active = s.max_active.max(s.active);
         let scripted = s.scripts.get_mut(&path).and_then(VecDeque::pop_front);
         (scripted.or_else(|| s.routes.get(&path).cloned()), s.delay)
     };
     std::thread::sleep(delay);
+    // Counted as done before the answer leaves, so a client that sends its
+    // next request on receipt is never seen overlapping with this one.
+    state.lock().unwrap_or_else(|e| e.into_inner()).active -= 1;
     respond(conn, reply.unwrap_or_else(|| Reply::status(404)));
 }
 
