@@ -158,6 +158,11 @@ impl Registry {
         })
     }
 
+    /// Whether both clients talk to the same scheme, host and port.
+    pub fn same_origin(&self, other: &Self) -> bool {
+        self.base.origin() == other.base.origin()
+    }
+
     /// The base URL without a trailing slash, as it goes into the builder.
     pub fn base(&self) -> &str {
         self.base.as_str().trim_end_matches('/')

@@ -147,8 +147,16 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
     let registry = Registry::new(&base, opts.token.as_ref(), opts.http.clone())
         .map_err(UpdateError::Registry)?;
     let tarballs = match &opts.tarball_registry {
-        Some(t) => Registry::new(t, opts.token.as_ref(), opts.http.clone())
-            .map_err(UpdateError::Registry)?,
+        Some(t) => {
+            // A private mirror's token must not travel to another host.
+            let probe = Registry::new(t, None, opts.http.clone()).map_err(UpdateError::Registry)?;
+            if probe.same_origin(&registry) {
+                Registry::new(t, opts.token.as_ref(), opts.http.clone())
+                    .map_err(UpdateError::Registry)?
+            } else {
+                probe
+            }
+        }
         None => registry.clone(),
     };
     let writing = opts.mode == Mode::Write;

@@ -275,7 +275,15 @@ fn requests_in_flight_are_bounded_by_jobs() {
     server.set_delay(Duration::from_millis(60));
     let root = new_root();
     // Known plugins are fetched while the search runs; both share the bound.
-    assert_eq!(nixgen(root.path(), &server.url, &["--only", "p00", "p01", "p02", "p03"]).code, 0);
+    assert_eq!(
+        nixgen(
+            root.path(),
+            &server.url,
+            &["--only", "p00", "p01", "p02", "p03"]
+        )
+        .code,
+        0
+    );
     server.reset_max_in_flight();
     let out = nixgen(root.path(), &server.url, &["--jobs", "3", "--json"]);
     assert_eq!(out.code, 0, "{out:?}");

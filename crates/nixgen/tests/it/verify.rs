@@ -149,3 +149,37 @@ fn verify_failure_keeps_the_old_pin() {
     assert_eq!(out.json()["failed"][0]["kept"], "1.0.0");
     assert_eq!(read(&plugin_file(root.path(), "p")), old);
 }
+
+#[test]
+fn token_stays_with_its_registry() {
+    let metadata = small_registry(&["p"]);
+    let tarballs = Server::start();
+    let zip: &[u8] = b"zip";
+    let tarball = tgz(&[
+        ("package.json", &manifest("p", "1.0.0")),
+        ("dist/plugin.zip", zip),
+    ]);
+    let mut doc = plugin_doc("p", "1.0.0");
+    doc["dist"]["integrity"] = serde_json::json!(sri(&tarball));
+    metadata.latest("p", &doc);
+    tarballs.set("/@scrypted/p/-/p-1.0.0.tgz", Reply::Ok(tarball));
+    let root = new_root();
+    let out = nixgen_env(
+        root.path(),
+        &metadata.url,
+        &["--verify", "--tarball-registry", &tarballs.url],
+        &[("NIXGEN_REGISTRY_TOKEN", "private")],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(tarballs.hits("/@scrypted/p/-/p-1.0.0.tgz"), 1);
+    assert!(
+        tarballs.authorizations().is_empty(),
+        "token sent to another host"
+    );
+    assert!(!metadata.authorizations().is_empty());
+    let builder = read(&root.path().join("nix/mk-scrypted-plugin.nix"));
+    assert!(
+        builder.contains(&format!("\"{}/@scrypted/${{pname}}", tarballs.url)),
+        "{builder}"
+    );
+}
