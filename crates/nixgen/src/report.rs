@@ -13,7 +13,7 @@ pub struct Report {
     pub wrote: bool,
     pub updated: Vec<Updated>,
     pub added: Vec<Versioned>,
-    pub removed: Vec<Versioned>,
+    pub removed: Vec<Removed>,
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
     pub unchanged: usize,
@@ -36,6 +36,14 @@ pub struct Updated {
 pub struct Versioned {
     pub name: String,
     pub version: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    pub name: String,
+    /// The pin that was removed.
+    pub version: Option<String>,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,12 +96,16 @@ impl Report {
                 let _ = writeln!(s, "  {}: {} -> {}{note}", u.name, v(&u.old), u.new);
             }
         }
-        for (title, list) in [("added", &self.added), ("removed", &self.removed)] {
-            if !list.is_empty() {
-                let _ = writeln!(s, "{title}{verb}:");
-                for a in list {
-                    let _ = writeln!(s, "  {} {}", a.name, v(&a.version));
-                }
+        if !self.added.is_empty() {
+            let _ = writeln!(s, "added{verb}:");
+            for a in &self.added {
+                let _ = writeln!(s, "  {} {}", a.name, v(&a.version));
+            }
+        }
+        if !self.removed.is_empty() {
+            let _ = writeln!(s, "removed{verb}:");
+            for r in &self.removed {
+                let _ = writeln!(s, "  {} {} ({})", r.name, v(&r.version), r.reason);
             }
         }
         if !self.skipped.is_empty() {

@@ -20,9 +20,11 @@ const TEMP_PREFIX: &str = ".nixgen-";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    /// Written by nixgen; `version` is what the file pins, if readable.
+    /// Written by nixgen; `version` and `hash` are what the file pins, if
+    /// readable.
     Generated {
         version: Option<String>,
+        hash: Option<String>,
         text: String,
     },
     /// No marker (or not a plain directory/file): never touched.
@@ -99,7 +101,8 @@ pub fn scan(root: &Path) -> Result<Scan, TreeError> {
                 })?;
                 if is_generated(&text) {
                     Entry::Generated {
-                        version: pinned_version(&text),
+                        version: pinned(&text, "version"),
+                        hash: pinned(&text, "hash"),
                         text,
                     }
                 } else {
@@ -113,12 +116,14 @@ pub fn scan(root: &Path) -> Result<Scan, TreeError> {
     Ok(out)
 }
 
-/// The version a generated file pins, read back from the line the template
-/// writes.
-fn pinned_version(text: &str) -> Option<String> {
+/// A top-level string attribute of a generated file (`version`, `hash`),
+/// read back from the line the template writes. Neither value ever needs
+/// escaping, so the raw text is the value.
+fn pinned(text: &str, key: &str) -> Option<String> {
+    let prefix = format!("{key} = \"");
     text.lines().find_map(|l| {
         l.trim()
-            .strip_prefix("version = \"")?
+            .strip_prefix(prefix.as_str())?
             .strip_suffix("\";")
             .map(str::to_owned)
     })

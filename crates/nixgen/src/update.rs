@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError};
 use crate::name::PluginName;
 use crate::registry::{FetchError, HttpSettings, Registry, Token};
 use crate::render::{self, RenderError};
-use crate::report::{self, Failed, Report, Skipped, Updated, Versioned};
+use crate::report::{self, Failed, Removed, Report, Skipped, Updated, Versioned};
 use crate::tree::{self, Entry, TreeError};
 use crate::verify::{self, VerifyError};
 
@@ -129,6 +129,7 @@ enum Action {
     },
     Remove {
         old: Option<String>,
+        reason: SkipReason,
     },
 }
 
@@ -235,93 +236,7 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         push_skip(&mut report, name.to_string(), reason, "");
     }
 
-    let mut actions: BTreeMap<PluginName, Action> = BTreeMap::new();
-    for (name, result) in results {
-        let old = match scan.plugins.get(&name) {
-            Some(Entry::Generated { version, text }) => Some((version.clone(), text.as_str())),
-            _ => None,
-        };
-        let old_version = old.as_ref().and_then(|(v, _)| v.clone());
-        match result {
-            Err(e) => fail(&mut report, &name, old_version, &e),
-            Ok(Fetched::Gone(url)) => match old {
-                Some(_) if opts.keep_removed => {
-                    push_skip(
-                        &mut report,
-                        name.to_string(),
-                        SkipReason::Gone,
-                        ", kept by --keep-removed",
-                    );
-                }
-                Some(_) => {
-                    actions.insert(name, Action::Remove { old: old_version });
-                }
-                None => fail(
-                    &mut report,
-                    &name,
-                    None,
-                    &PluginError::NotFound {
-                        plugin: name.clone(),
-                        url,
-                    },
-                ),
-            },
-            Ok(Fetched::Classified(Classified::Skip(reason))) => {
-                if reason.removes_package() && old.is_some() {
-                    if opts.keep_removed {
-                        push_skip(
-                            &mut report,
-                            name.to_string(),
-                            reason,
-                            ", kept by --keep-removed",
-                        );
-                    } else {
-                        actions.insert(name.clone(), Action::Remove { old: old_version });
-                        push_skip(
-                            &mut report,
-                            name.to_string(),
-                            reason,
-                            ", its package is removed",
-                        );
-                    }
-                } else {
-                    push_skip(&mut report, name.to_string(), reason, "");
-                }
-            }
-            Ok(Fetched::Classified(Classified::Plugin(pin))) => {
-                let text = match render::package_nix(&pin) {
-                    Ok(t) => t,
-                    Err(source) => {
-                        let e = PluginError::Render {
-                            plugin: name.clone(),
-                            source,
-                        };
-                        fail(&mut report, &name, old_version, &e);
-                        continue;
-                    }
-                };
-                match old {
-                    None => {
-                        actions.insert(name, Action::Add(pin, text));
-                    }
-                    Some((_, old_text)) if old_text == text => report.unchanged += 1,
-                    Some((_, old_text)) => {
-                        let new_pin = !old_text.contains(&format!("\"{}\"", pin.hash))
-                            || old_version.as_deref() != Some(&pin.version.to_string());
-                        actions.insert(
-                            name,
-                            Action::Update {
-                                pin,
-                                text,
-                                old: old_version,
-                                new_pin,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-    }
+    let mut actions = plan(results, &scan.plugins, opts.keep_removed, &mut report);
 
     if opts.verify {
         verify_changes(&tarballs, opts.jobs, &mut actions, &mut report).await;
@@ -361,6 +276,109 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
     apply(root, writing, opts.jobs, actions, &mut report).await;
     report.sort();
     Ok(report)
+}
+
+/// Decides, per fetched plugin, what happens to its directory.
+fn plan(
+    results: Vec<(PluginName, Result<Fetched, PluginError>)>,
+    tree: &BTreeMap<PluginName, Entry>,
+    keep_removed: bool,
+    report: &mut Report,
+) -> BTreeMap<PluginName, Action> {
+    let mut actions = BTreeMap::new();
+    for (name, result) in results {
+        let old = match tree.get(&name) {
+            Some(Entry::Generated {
+                version,
+                hash,
+                text,
+            }) => Some((version.clone(), hash.as_deref(), text.as_str())),
+            _ => None,
+        };
+        let old_version = old.as_ref().and_then(|(v, _, _)| v.clone());
+        let removal = match result {
+            Err(e) => {
+                fail(report, &name, old_version, &e);
+                continue;
+            }
+            Ok(Fetched::Gone(url)) => {
+                if old.is_none() {
+                    fail(
+                        report,
+                        &name,
+                        None,
+                        &PluginError::NotFound {
+                            plugin: name.clone(),
+                            url,
+                        },
+                    );
+                    continue;
+                }
+                SkipReason::Gone
+            }
+            Ok(Fetched::Classified(Classified::Skip(reason))) => {
+                if old.is_none() || !reason.removes_package() {
+                    push_skip(report, name.to_string(), reason, "");
+                    continue;
+                }
+                reason
+            }
+            Ok(Fetched::Classified(Classified::Plugin(pin))) => {
+                let text = match render::package_nix(&pin) {
+                    Ok(t) => t,
+                    Err(source) => {
+                        fail(
+                            report,
+                            &name,
+                            old_version,
+                            &PluginError::Render {
+                                plugin: name.clone(),
+                                source,
+                            },
+                        );
+                        continue;
+                    }
+                };
+                match old {
+                    None => {
+                        actions.insert(name, Action::Add(pin, text));
+                    }
+                    Some((_, _, old_text)) if old_text == text => report.unchanged += 1,
+                    Some((_, old_hash, _)) => {
+                        let new_pin = old_hash != Some(pin.hash.as_str())
+                            || old_version.as_deref() != Some(pin.version.to_string().as_str());
+                        actions.insert(
+                            name,
+                            Action::Update {
+                                pin,
+                                text,
+                                old: old_version,
+                                new_pin,
+                            },
+                        );
+                    }
+                }
+                continue;
+            }
+        };
+        if keep_removed {
+            push_skip(
+                report,
+                name.to_string(),
+                removal,
+                ", kept by --keep-removed",
+            );
+        } else {
+            actions.insert(
+                name,
+                Action::Remove {
+                    old: old_version,
+                    reason: removal,
+                },
+            );
+        }
+    }
+    actions
 }
 
 /// Names to refresh whatever the search says: `--only`, or the generated
@@ -526,7 +544,7 @@ async fn apply(
             Ok(changed) => report.files_changed += usize::from(changed),
             Err(source) => {
                 let old = match &action {
-                    Action::Update { old, .. } | Action::Remove { old } => old.clone(),
+                    Action::Update { old, .. } | Action::Remove { old, .. } => old.clone(),
                     Action::Add(..) => None,
                 };
                 let e = PluginError::Write {
@@ -548,7 +566,11 @@ async fn apply(
                 old,
                 new: pin.version.to_string(),
             }),
-            Action::Remove { old } => report.removed.push(Versioned { name, version: old }),
+            Action::Remove { old, reason } => report.removed.push(Removed {
+                name,
+                version: old,
+                reason: reason.to_string(),
+            }),
         }
     }
 }
