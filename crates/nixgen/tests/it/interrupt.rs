@@ -12,37 +12,50 @@ fn sigkill_mid_run_leaves_whole_files() {
     let server = small_registry(&refs);
     let root = new_root();
     assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
-    let old: Vec<String> = refs
+    let first: Vec<String> = refs
         .iter()
         .map(|n| read(&plugin_file(root.path(), n)))
         .collect();
-    for n in &refs {
-        server.latest(n, &plugin_doc(n, "2.0.0"));
-    }
-    server.set_delay(Duration::from_millis(15));
-    for round in 0..8u64 {
+    // The whole file each plugin would have at version `v`.
+    let at = |i: usize, v: u32| {
+        let n = refs[i];
+        first[i]
+            .replace("version = \"1.0.0\"", &format!("version = \"{v}.0.0\""))
+            .replace(
+                &sri(format!("{n}-1.0.0").as_bytes()),
+                &sri(format!("{n}-{v}.0.0").as_bytes()),
+            )
+    };
+    server.set_delay(Duration::from_millis(10));
+    let (mut mixed_rounds, rounds) = (0, 12u32);
+    for round in 0..rounds {
+        // Every round publishes a new version, so there is always work to cut.
+        let version = round + 2;
+        for n in &refs {
+            server.latest(n, &plugin_doc(n, &format!("{version}.0.0")));
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_nixgen"))
-            .args(["update", "--jobs", "4", "--registry", &server.url, "--root"])
+            .args(["update", "--jobs", "8", "--registry", &server.url, "--root"])
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(20 + round * 17));
+        std::thread::sleep(Duration::from_millis(15 + u64::from(round) * 12));
         let _ = child.kill();
         let _ = child.wait();
-        for (n, old_text) in refs.iter().zip(&old) {
+        let mut versions = std::collections::BTreeSet::new();
+        for (i, n) in refs.iter().enumerate() {
             let text = read(&plugin_file(root.path(), n));
-            let new_text = old_text.replace("1.0.0", "2.0.0").replace(
-                &sri(format!("{n}-1.0.0").as_bytes()),
-                &sri(format!("{n}-2.0.0").as_bytes()),
-            );
-            assert!(
-                text == *old_text || text == new_text,
-                "round {round}: {n} is neither old nor new:\n{text}"
-            );
+            let v = (1..=version).find(|&v| text == at(i, v));
+            let v = v.unwrap_or_else(|| {
+                panic!("round {round}: {n} is not a whole generated file:\n{text}")
+            });
+            versions.insert(v);
         }
+        mixed_rounds += usize::from(versions.len() > 1);
     }
+    eprintln!("{mixed_rounds}/{rounds} kills landed while files were being written");
     server.set_delay(Duration::ZERO);
     let out = nixgen(root.path(), &server.url, &["--json"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -52,4 +65,7 @@ fn sigkill_mid_run_leaves_whole_files() {
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
+    for (i, n) in refs.iter().enumerate() {
+        assert_eq!(read(&plugin_file(root.path(), n)), at(i, rounds + 1));
+    }
 }

@@ -188,7 +188,10 @@ fn token_stays_with_its_registry() {
 fn verify_skips_plugins_whose_pin_did_not_change() {
     let server = small_registry(&["p"]);
     let zip: &[u8] = b"zip";
-    let tarball = tgz(&[("package.json", &manifest("p", "1.0.0")), ("dist/plugin.zip", zip)]);
+    let tarball = tgz(&[
+        ("package.json", &manifest("p", "1.0.0")),
+        ("dist/plugin.zip", zip),
+    ]);
     publish(&server, "p", tarball.clone(), None);
     let root = new_root();
     assert_eq!(nixgen(root.path(), &server.url, &["--verify"]).code, 0);
@@ -200,5 +203,9 @@ fn verify_skips_plugins_whose_pin_did_not_change() {
     let out = nixgen(root.path(), &server.url, &["--verify", "--json"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()["updated"][0]["new"], "1.0.0");
-    assert_eq!(server.hits("/@scrypted/p/-/p-1.0.0.tgz"), 1, "unchanged pin downloaded again");
+    assert_eq!(
+        server.hits("/@scrypted/p/-/p-1.0.0.tgz"),
+        1,
+        "unchanged pin downloaded again"
+    );
 }
