@@ -1,6 +1,7 @@
 //! Integration tests: the real `nixgen` binary against a fake registry on
 //! loopback. One test binary, split by topic.
 
+mod committed;
 mod escape_prop;
 mod faults;
 mod generate;
