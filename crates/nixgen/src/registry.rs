@@ -83,6 +83,12 @@ pub enum FetchError {
         status: StatusCode,
         hint: &'static str,
     },
+    #[error("GET {url}: cannot store the response")]
+    Sink {
+        url: Url,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the HTTP client was shut down")]
     Closed,
     #[error("GET {url}: not found (HTTP 404)")]
@@ -236,28 +242,32 @@ impl Registry {
         &self,
         url: Url,
     ) -> Result<T, FetchError> {
-        let body = self.get_bytes(&url, JSON_LIMIT, true).await?;
+        let mut body = Vec::new();
+        self.get_into(&url, JSON_LIMIT, true, &mut body).await?;
         serde_json::from_slice(&body).map_err(|source| FetchError::Json { url, source })
     }
 
-    pub async fn tarball(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
-        self.get_bytes(url, TARBALL_LIMIT, false).await
+    /// Streams a tarball into `sink` (no whole-request timeout: a large
+    /// tarball may take long, a stalled one still hits the read timeout).
+    pub async fn tarball(&self, url: &Url, sink: &mut impl Sink) -> Result<(), FetchError> {
+        self.get_into(url, TARBALL_LIMIT, false, sink).await
     }
 
     /// GET with retries. A body cut short counts as a transport failure and
     /// is retried like a refused connection.
-    async fn get_bytes(
+    async fn get_into(
         &self,
         url: &Url,
         limit: u64,
         whole_timeout: bool,
-    ) -> Result<Vec<u8>, FetchError> {
+        sink: &mut impl Sink,
+    ) -> Result<(), FetchError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let last = attempt > self.settings.retries;
-            let wait = match self.try_get(url, limit, whole_timeout).await {
-                Ok(body) => return Ok(body),
+            let wait = match self.try_get(url, limit, whole_timeout, sink).await {
+                Ok(()) => return Ok(()),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Transport(source)) => {
                     if last {
@@ -305,7 +315,8 @@ impl Registry {
         url: &Url,
         limit: u64,
         whole_timeout: bool,
-    ) -> Result<Vec<u8>, Attempt> {
+        sink: &mut impl Sink,
+    ) -> Result<(), Attempt> {
         // The permit is held for one attempt, not across backoff sleeps.
         let _permit = self
             .in_flight
@@ -349,17 +360,44 @@ impl Registry {
                 limit,
             }));
         }
-        let mut body = Vec::new();
+        let sink_err = |source| {
+            Attempt::Fatal(FetchError::Sink {
+                url: url.clone(),
+                source,
+            })
+        };
+        sink.reset().map_err(sink_err)?;
+        let mut received = 0u64;
         while let Some(chunk) = resp.chunk().await.map_err(Attempt::from_reqwest)? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
+            received += chunk.len() as u64;
+            if received > limit {
                 return Err(Attempt::Fatal(FetchError::TooLarge {
                     url: url.clone(),
                     limit,
                 }));
             }
-            body.extend_from_slice(&chunk);
+            sink.write(&chunk).map_err(sink_err)?;
         }
-        Ok(body)
+        Ok(())
+    }
+}
+
+/// Where a response body goes. Reset before every attempt, so a retried
+/// download never appends to a partial one.
+pub trait Sink {
+    fn reset(&mut self) -> std::io::Result<()>;
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn reset(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
     }
 }
 

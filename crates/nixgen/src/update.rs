@@ -13,7 +13,7 @@ use crate::registry::{FetchError, HttpSettings, Registry, Token};
 use crate::render::{self, RenderError};
 use crate::report::{self, Failed, Removed, Report, Skipped, Updated, Versioned};
 use crate::tree::{self, Entry, TreeError};
-use crate::verify::{self, VerifyError};
+use crate::verify::{Download, VerifyError};
 
 pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org";
 
@@ -470,8 +470,21 @@ async fn verify_changes(
     let failures: Vec<(Pin, Option<String>, PluginError)> = stream::iter(pins)
         .map(|(pin, old)| async move {
             let url = registry.tarball_url(&pin.name, &pin.version);
-            let bytes = match registry.tarball(&url).await {
-                Ok(b) => b,
+            let verify_err = |pin: &Pin, url: Url, source| PluginError::Verify {
+                plugin: pin.name.clone(),
+                version: pin.version.clone(),
+                url,
+                source,
+            };
+            let mut download = match Download::new() {
+                Ok(d) => d,
+                Err(e) => {
+                    let e = verify_err(&pin, url, VerifyError::Spool(e));
+                    return Some((pin, old, e));
+                }
+            };
+            match registry.tarball(&url, &mut download).await {
+                Ok(()) => {}
                 Err(source) => {
                     let e = PluginError::Download {
                         plugin: pin.name.clone(),
@@ -483,17 +496,12 @@ async fn verify_changes(
             };
             let checked = {
                 let pin = pin.clone();
-                tokio::task::spawn_blocking(move || verify::check(&pin, &bytes)).await
+                tokio::task::spawn_blocking(move || download.check(&pin)).await
             };
             match checked {
                 Ok(Ok(())) => None,
                 Ok(Err(source)) => {
-                    let e = PluginError::Verify {
-                        plugin: pin.name.clone(),
-                        version: pin.version.clone(),
-                        url,
-                        source,
-                    };
+                    let e = verify_err(&pin, url, source);
                     Some((pin, old, e))
                 }
                 Err(join) => std::panic::resume_unwind(join.into_panic()),

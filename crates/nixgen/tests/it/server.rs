@@ -17,8 +17,8 @@ pub enum Reply {
     },
     /// Accept the request and never answer (until the test process ends).
     Hang,
-    /// Answer after a delay.
-    Slow(Duration, Box<Reply>),
+    /// Promise the whole body, send half of it, hang up.
+    Truncated(Vec<u8>),
 }
 
 impl Reply {
@@ -224,9 +224,15 @@ fn respond(mut conn: TcpStream, reply: Reply) {
             std::thread::sleep(Duration::from_secs(120));
             return;
         }
-        Reply::Slow(d, inner) => {
-            std::thread::sleep(d);
-            return respond(conn, *inner);
+        Reply::Truncated(body) => {
+            let head = format!(
+                "HTTP/1.1 200 X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn
+                .write_all(head.as_bytes())
+                .and_then(|()| conn.write_all(&body[..body.len() / 2]));
+            return;
         }
     };
     let mut head = format!(

@@ -209,3 +209,23 @@ fn verify_skips_plugins_whose_pin_did_not_change() {
         "unchanged pin downloaded again"
     );
 }
+
+#[test]
+fn cut_download_is_retried_from_scratch() {
+    let server = small_registry(&["p"]);
+    let zip: &[u8] = &[7u8; 4096];
+    let tarball = tgz(&[
+        ("package.json", &manifest("p", "1.0.0")),
+        ("dist/plugin.zip", zip),
+    ]);
+    publish(&server, "p", tarball.clone(), None);
+    server.script(
+        "/@scrypted/p/-/p-1.0.0.tgz",
+        vec![Reply::Truncated(tarball)],
+    );
+    let root = new_root();
+    let out = nixgen(root.path(), &server.url, &["--verify", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(server.hits("/@scrypted/p/-/p-1.0.0.tgz"), 2);
+    assert_eq!(names(&out.json(), "added"), ["p"]);
+}
