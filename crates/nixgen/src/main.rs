@@ -32,7 +32,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct UpdateArgs {
     /// The repository to update.
-    #[arg(long, default_value = ".")]
+    #[arg(long, value_name = "DIR", default_value = ".")]
     root: PathBuf,
     /// Registry base URL [default: `registry` in nix/plugins/nixgen.toml, else
     /// $NPM_CONFIG_REGISTRY, else https://registry.npmjs.org].
@@ -43,7 +43,7 @@ struct UpdateArgs {
     #[arg(long, value_name = "URL")]
     tarball_registry: Option<String>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
     /// Write nothing; exit 1 when updates are pending.
     #[arg(long, conflicts_with = "dry_run")]
@@ -60,7 +60,7 @@ struct UpdateArgs {
     /// Keep generated plugins that left the registry or became Python.
     #[arg(long)]
     keep_removed: bool,
-    /// Only refresh these plugins (no search, nothing removed).
+    /// Only refresh these plugins (no search; no other plugin is added or removed).
     #[arg(long, num_args = 1.., value_name = "NAME")]
     only: Vec<PluginName>,
     /// Per-request timeout in milliseconds.
