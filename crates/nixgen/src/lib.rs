@@ -1,1 +1,13 @@
-//! nixgen (placeholder until its issue lands).
+//! nixgen: generates a pinned Nix package for every Scrypted plugin on the
+//! npm registry (see `nixgen update --help` and README.md).
+
+pub mod classify;
+pub mod config;
+pub mod escape;
+pub mod name;
+pub mod registry;
+pub mod render;
+pub mod report;
+pub mod tree;
+pub mod update;
+pub mod verify;

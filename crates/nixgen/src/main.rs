@@ -1,1 +1,174 @@
-fn main() {}
+//! Command line front end; the work happens in the library.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use nixgen::name::PluginName;
+use nixgen::registry::{HttpSettings, Token};
+use nixgen::update::{self, Mode, Options, Progress};
+
+/// Generates pinned Nix packages for every Scrypted plugin on the npm registry.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Refresh nix/plugins/<name>/package.nix and nix/mk-scrypted-plugin.nix.
+    ///
+    /// Exit status: 0 when every plugin succeeded, 1 when --check finds
+    /// pending updates, 2 when a plugin failed (the others are still written)
+    /// or the run could not start.
+    Update(UpdateArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// The repository to update.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+    /// Registry base URL [default: `registry` in nix/plugins/nixgen.toml, else
+    /// $NPM_CONFIG_REGISTRY, else https://registry.npmjs.org].
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// Base URL the generated builder downloads tarballs from (and --verify
+    /// checks) [default: the registry]. For a metadata-only mirror or snapshot.
+    #[arg(long, value_name = "URL")]
+    tarball_registry: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// Write nothing; exit 1 when updates are pending.
+    #[arg(long, conflicts_with = "dry_run")]
+    check: bool,
+    /// Write nothing; print what would change.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Download the tarballs of changed plugins and check their hash and content.
+    #[arg(long)]
+    verify: bool,
+    /// Keep generated plugins that left the registry or became Python.
+    #[arg(long)]
+    keep_removed: bool,
+    /// Only refresh these plugins (no search; no other plugin is added or removed).
+    #[arg(long, num_args = 1.., value_name = "NAME")]
+    only: Vec<PluginName>,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, hide = true, env = "NIXGEN_TIMEOUT_MS", default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Retries after the first attempt.
+    #[arg(long, hide = true, env = "NIXGEN_RETRIES", default_value_t = 4)]
+    retries: u32,
+    /// First retry delay in milliseconds (doubles, with jitter).
+    #[arg(long, hide = true, env = "NIXGEN_BACKOFF_MS", default_value_t = 500)]
+    backoff_ms: u64,
+    /// Longest single wait in milliseconds, Retry-After included.
+    #[arg(
+        long,
+        hide = true,
+        env = "NIXGEN_MAX_WAIT_MS",
+        default_value_t = 60_000
+    )]
+    max_wait_ms: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIXGEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let Command::Update(args) = Cli::parse().command;
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nixgen: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: UpdateArgs) -> Result<ExitCode> {
+    let token = read_token()?;
+    let mode = if args.check {
+        Mode::Check
+    } else if args.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Write
+    };
+    let progress = if args.json {
+        Progress::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Lines
+    };
+    let opts = Options {
+        root: args.root,
+        registry: args.registry,
+        tarball_registry: args.tarball_registry,
+        env_registry: std::env::var("NPM_CONFIG_REGISTRY").ok(),
+        token,
+        jobs: usize::from(args.jobs),
+        mode,
+        verify: args.verify,
+        keep_removed: args.keep_removed,
+        only: args.only,
+        http: HttpSettings {
+            timeout: Duration::from_millis(args.timeout_ms),
+            retries: args.retries,
+            backoff: Duration::from_millis(args.backoff_ms),
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            max_in_flight: usize::from(args.jobs),
+        },
+        progress,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(update::run(opts))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("cannot encode the summary")?
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if !report.failed.is_empty() {
+        ExitCode::from(2)
+    } else if mode == Mode::Check && report.pending() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The bearer token for a private mirror, from the environment or a file
+/// (the file keeps it out of `ps` and shell history). Never printed.
+fn read_token() -> Result<Option<Token>> {
+    if let Ok(t) = std::env::var("NIXGEN_REGISTRY_TOKEN") {
+        return Ok(Token::new(&t));
+    }
+    match std::env::var_os("NIXGEN_REGISTRY_TOKEN_FILE") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read NIXGEN_REGISTRY_TOKEN_FILE {}", path.display())
+            })?;
+            Ok(Token::new(&text))
+        }
+        None => Ok(None),
+    }
+}

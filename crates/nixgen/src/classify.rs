@@ -1,0 +1,383 @@
+//! Turns a registry version document (untrusted JSON) into a pin or a reason
+//! to skip it.
+
+use serde_json::Value;
+
+use crate::escape::clean_text;
+use crate::name::PluginName;
+
+/// What nixgen writes for one Node plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub name: PluginName,
+    pub version: semver::Version,
+    /// The sha512 SRI hash, `sha512-<base64>`.
+    pub hash: String,
+    pub description: String,
+    /// `name <email>` as the registry lists it, or `unknown`.
+    pub maintainer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    Plugin(Pin),
+    Skip(SkipReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
+pub enum SkipReason {
+    /// No `scrypted` section: a library such as the SDK.
+    NotAPlugin,
+    Python,
+    UnsupportedRuntime(String),
+    Deprecated(String),
+    Ignored,
+    HandMaintained,
+    InvalidName(String),
+    /// The registry answers 404 for a plugin the tree pins.
+    Gone,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotAPlugin => f.write_str("not a plugin (no scrypted section)"),
+            Self::Python => f.write_str("python runtime"),
+            Self::UnsupportedRuntime(r) => write!(f, "unsupported runtime {r:?}"),
+            Self::Deprecated(why) => write!(f, "deprecated: {why}"),
+            Self::Ignored => f.write_str("ignored by nixgen.toml"),
+            Self::HandMaintained => f.write_str("hand-maintained (no @generated marker)"),
+            Self::InvalidName(why) => f.write_str(why),
+            Self::Gone => f.write_str("gone from the registry"),
+        }
+    }
+}
+
+impl SkipReason {
+    /// Reasons that mean a generated package should go away.
+    pub fn removes_package(&self) -> bool {
+        matches!(
+            self,
+            Self::NotAPlugin | Self::Python | Self::UnsupportedRuntime(_)
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClassifyError {
+    #[error("the document is not a JSON object")]
+    NotAnObject,
+    #[error("the document is for {found}, not {expected}")]
+    WrongName { expected: String, found: String },
+    #[error("asked for version {expected}, got {found:?}")]
+    WrongVersion { expected: String, found: String },
+    #[error("missing version")]
+    MissingVersion,
+    #[error("version {version:?} is not semver: {why}")]
+    BadVersion { version: String, why: String },
+    #[error("missing dist.integrity")]
+    MissingIntegrity,
+    #[error("dist.integrity {0:?} has no sha512 hash (sha1 alone is too weak to pin)")]
+    NoSha512(String),
+    #[error("dist.integrity {0:?} is malformed")]
+    BadIntegrity(String),
+}
+
+/// Classifies the document fetched for `name` (and `held` version, if any).
+pub fn classify(
+    name: &PluginName,
+    held: Option<&semver::Version>,
+    doc: &Value,
+) -> Result<Classified, ClassifyError> {
+    let obj = doc.as_object().ok_or(ClassifyError::NotAnObject)?;
+    let expected = name.scoped();
+    let found = obj.get("name").and_then(Value::as_str);
+    if found != Some(expected.as_str()) {
+        let found = found.map_or_else(
+            || "no name".to_owned(),
+            |f| format!("{:?}", clean_line(f, 100)),
+        );
+        return Err(ClassifyError::WrongName { expected, found });
+    }
+    let Some(scrypted) = obj.get("scrypted").filter(|s| s.is_object()) else {
+        return Ok(Classified::Skip(SkipReason::NotAPlugin));
+    };
+    match scrypted.get("runtime") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(r)) if r == "node" => {}
+        Some(Value::String(r)) if r == "python" => return Ok(Classified::Skip(SkipReason::Python)),
+        Some(other) => {
+            let shown = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
+            return Ok(Classified::Skip(SkipReason::UnsupportedRuntime(
+                clean_line(&shown, 80),
+            )));
+        }
+    }
+    match obj.get("deprecated") {
+        Some(Value::String(why)) if !why.trim().is_empty() => {
+            return Ok(Classified::Skip(SkipReason::Deprecated(clean_line(
+                why, 200,
+            ))));
+        }
+        Some(Value::Bool(true)) => {
+            return Ok(Classified::Skip(SkipReason::Deprecated(
+                "no reason given".into(),
+            )));
+        }
+        _ => {}
+    }
+    let raw_version = obj
+        .get("version")
+        .and_then(Value::as_str)
+        .ok_or(ClassifyError::MissingVersion)?;
+    let version = semver::Version::parse(raw_version).map_err(|e| ClassifyError::BadVersion {
+        version: clean_line(raw_version, 80),
+        why: e.to_string(),
+    })?;
+    if let Some(held) = held
+        && *held != version
+    {
+        return Err(ClassifyError::WrongVersion {
+            expected: held.to_string(),
+            found: version.to_string(),
+        });
+    }
+    let integrity = obj
+        .get("dist")
+        .and_then(|d| d.get("integrity"))
+        .and_then(Value::as_str)
+        .ok_or(ClassifyError::MissingIntegrity)?;
+    let hash = sha512_of(integrity)?;
+    Ok(Classified::Plugin(Pin {
+        name: name.clone(),
+        version,
+        hash,
+        description: description(obj, scrypted, name),
+        maintainer: maintainer(obj),
+    }))
+}
+
+/// Picks the sha512 entry of an SRI string and checks it is a well-formed
+/// 64-byte digest, so what we pin is what Nix will accept.
+pub fn sha512_of(integrity: &str) -> Result<String, ClassifyError> {
+    let shown = || clean_line(integrity, 200);
+    let parsed: ssri::Integrity = integrity
+        .parse()
+        .map_err(|_| ClassifyError::BadIntegrity(shown()))?;
+    let Some(h) = parsed
+        .hashes
+        .iter()
+        .find(|h| h.algorithm == ssri::Algorithm::Sha512)
+    else {
+        return Err(if parsed.hashes.is_empty() {
+            ClassifyError::MissingIntegrity
+        } else {
+            ClassifyError::NoSha512(shown())
+        });
+    };
+    // SRI allows `?options` after the digest; npm never sends them and Nix
+    // would reject them, so they count as malformed.
+    let d = h.digest.as_str();
+    let b64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
+    let ok = d.len() == 88 && d.ends_with("==") && d[..86].chars().all(b64);
+    if !ok {
+        return Err(ClassifyError::BadIntegrity(shown()));
+    }
+    Ok(format!("sha512-{d}"))
+}
+
+fn description(
+    obj: &serde_json::Map<String, Value>,
+    scrypted: &Value,
+    name: &PluginName,
+) -> String {
+    let pick = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(clean_text)
+            .filter(|s| !s.trim().is_empty())
+    };
+    pick(obj.get("description"))
+        .or_else(|| pick(scrypted.get("name")))
+        .unwrap_or_else(|| format!("Scrypted plugin {}", name.scoped()))
+}
+
+/// The first maintainer, else the publisher, else the author.
+fn maintainer(obj: &serde_json::Map<String, Value>) -> String {
+    let person = |v: &Value| -> Option<String> {
+        let s = match v {
+            Value::String(s) => s.clone(),
+            Value::Object(o) => {
+                let name = o.get("name").and_then(Value::as_str).unwrap_or("").trim();
+                let email = o.get("email").and_then(Value::as_str).unwrap_or("").trim();
+                match (name.is_empty(), email.is_empty()) {
+                    (false, false) => format!("{name} <{email}>"),
+                    (false, true) => name.to_owned(),
+                    (true, false) => format!("<{email}>"),
+                    (true, true) => return None,
+                }
+            }
+            _ => return None,
+        };
+        let s = clean_line(&s, 200);
+        (!s.is_empty()).then_some(s)
+    };
+    obj.get("maintainers")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(person)
+        .or_else(|| obj.get("_npmUser").and_then(person))
+        .or_else(|| obj.get("author").and_then(person))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// One printable line, for text that ends up in comments or messages.
+fn clean_line(s: &str, max: usize) -> String {
+    let line = crate::escape::nix_comment(s);
+    if line.chars().count() > max {
+        line.chars().take(max).collect()
+    } else {
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const H: &str = "sha512-TvD6tNXkUQHJgdFR9sA6sPqhRtFHPP4Sjvfp0bDYMyhwWlTkhwGxq057xZfcyGMnBlz36Ui0/NovU8S+uxFaQA==";
+
+    fn nvr() -> PluginName {
+        PluginName::new("nvr").expect("name")
+    }
+
+    fn doc() -> Value {
+        json!({"name": "@scrypted/nvr", "version": "0.12.43", "description": "NVR",
+               "scrypted": {"name": "Scrypted NVR"},
+               "maintainers": [{"name": "koush", "email": "k@example.com"}],
+               "dist": {"integrity": H}})
+    }
+
+    #[test]
+    fn node_plugin() {
+        let Ok(Classified::Plugin(p)) = classify(&nvr(), None, &doc()) else {
+            panic!("not a plugin")
+        };
+        assert_eq!(
+            (p.version.to_string(), p.hash.as_str()),
+            ("0.12.43".into(), H)
+        );
+        assert_eq!(
+            (p.description.as_str(), p.maintainer.as_str()),
+            ("NVR", "koush <k@example.com>")
+        );
+    }
+
+    #[test]
+    fn skips() {
+        let mut d = doc();
+        d["scrypted"]["runtime"] = json!("python");
+        assert_eq!(
+            classify(&nvr(), None, &d),
+            Ok(Classified::Skip(SkipReason::Python))
+        );
+        let mut d = doc();
+        d.as_object_mut().map(|o| o.remove("scrypted"));
+        assert_eq!(
+            classify(&nvr(), None, &d),
+            Ok(Classified::Skip(SkipReason::NotAPlugin))
+        );
+        let mut d = doc();
+        d["deprecated"] = json!("use\nfoo");
+        assert_eq!(
+            classify(&nvr(), None, &d),
+            Ok(Classified::Skip(SkipReason::Deprecated("use foo".into())))
+        );
+        let mut d = doc();
+        d["deprecated"] = json!("");
+        assert!(matches!(
+            classify(&nvr(), None, &d),
+            Ok(Classified::Plugin(_))
+        ));
+    }
+
+    #[test]
+    fn integrity_errors() {
+        let mut d = doc();
+        d["dist"]["integrity"] = json!("sha1-2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
+        assert!(matches!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::NoSha512(_))
+        ));
+        d["dist"]["integrity"] = json!("sha512-short==");
+        assert!(matches!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::BadIntegrity(_))
+        ));
+        d["dist"]["integrity"] = json!("md5-xyz");
+        assert!(matches!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::BadIntegrity(_))
+        ));
+        d["dist"] = json!({"shasum": "abc"});
+        assert_eq!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::MissingIntegrity)
+        );
+        let both = format!("sha1-2jmj7l5rSw0yVb/vlWAYkK/YBwk= {H}");
+        assert_eq!(sha512_of(&both).as_deref(), Ok(H));
+    }
+
+    #[test]
+    fn version_and_name_checks() {
+        let mut d = doc();
+        d["version"] = json!("latest");
+        assert!(matches!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::BadVersion { .. })
+        ));
+        let held = semver::Version::new(0, 12, 1);
+        assert!(matches!(
+            classify(&nvr(), Some(&held), &doc()),
+            Err(ClassifyError::WrongVersion { .. })
+        ));
+        let mut d = doc();
+        d["name"] = json!("@scrypted/other");
+        assert!(matches!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::WrongName { .. })
+        ));
+        assert_eq!(
+            classify(&nvr(), None, &json!([1])),
+            Err(ClassifyError::NotAnObject)
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let mut d = doc();
+        d["description"] = json!("  ");
+        d["maintainers"] = json!([]);
+        d["author"] = json!("Scrypted");
+        let Ok(Classified::Plugin(p)) = classify(&nvr(), None, &d) else {
+            panic!("not a plugin")
+        };
+        assert_eq!(
+            (p.description.as_str(), p.maintainer.as_str()),
+            ("Scrypted NVR", "Scrypted")
+        );
+        d["scrypted"] = json!({});
+        d.as_object_mut().map(|o| o.remove("author"));
+        let Ok(Classified::Plugin(p)) = classify(&nvr(), None, &d) else {
+            panic!("not a plugin")
+        };
+        assert_eq!(
+            (p.description.as_str(), p.maintainer.as_str()),
+            ("Scrypted plugin @scrypted/nvr", "unknown")
+        );
+    }
+}

@@ -1,0 +1,498 @@
+//! The npm registry client: one connection pool, per-request timeouts, and
+//! retries with backoff for the failures that are worth retrying.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url, header};
+
+use crate::name::PluginName;
+
+/// Tuning knobs; the defaults suit the public registry, tests shrink them.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Whole-request timeout for metadata; connect and per-read timeout for
+    /// tarballs (which may legitimately take longer in total).
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First backoff delay, doubled per attempt, with jitter.
+    pub backoff: Duration,
+    /// Upper bound for a single wait, including one asked for by Retry-After,
+    /// so a hostile server cannot park the updater.
+    pub max_wait: Duration,
+    /// Requests in flight at once over the whole client, whatever the
+    /// callers' own concurrency (search, metadata, tarballs, retries).
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(60),
+            max_in_flight: 16,
+        }
+    }
+}
+
+/// A bearer token for a private mirror. Its Debug output is redacted so it
+/// cannot leak through logs or error reports.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(s: &str) -> Option<Self> {
+        let s = s.trim();
+        (!s.is_empty()).then(|| Self(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("invalid registry URL {url:?}: {why}")]
+    BadBase { url: String, why: String },
+    #[error("invalid registry token: it must be printable ASCII")]
+    BadToken,
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("GET {url}: no answer after {attempts} attempts")]
+    Transport {
+        url: Url,
+        attempts: u32,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url}: HTTP {status} after {attempts} attempts")]
+    Status {
+        url: Url,
+        status: StatusCode,
+        attempts: u32,
+    },
+    #[error("GET {url}: HTTP {status}{hint}")]
+    Refused {
+        url: Url,
+        status: StatusCode,
+        hint: &'static str,
+    },
+    #[error("GET {url}: cannot store the response")]
+    Sink {
+        url: Url,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP client was shut down")]
+    Closed,
+    #[error("GET {url}: not found (HTTP 404)")]
+    NotFound { url: Url },
+    #[error("GET {url}: response larger than {limit} bytes")]
+    TooLarge { url: Url, limit: u64 },
+    #[error("GET {url}: malformed JSON")]
+    Json {
+        url: Url,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl FetchError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+const JSON_LIMIT: u64 = 16 << 20;
+const TARBALL_LIMIT: u64 = 1 << 30;
+const SEARCH_PAGE: usize = 250;
+/// npm caps search results; this bounds a server whose `total` never ends.
+const SEARCH_MAX_PAGES: usize = 40;
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    client: reqwest::Client,
+    base: Url,
+    settings: HttpSettings,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// The result of one search: scoped names as the registry spelled them.
+#[derive(Debug, Default)]
+pub struct SearchResult {
+    pub names: Vec<String>,
+}
+
+impl Registry {
+    pub fn new(
+        base: &str,
+        token: Option<&Token>,
+        settings: HttpSettings,
+    ) -> Result<Self, FetchError> {
+        let base_str = normalize_base(base)?;
+        let base = Url::parse(&format!("{base_str}/")).map_err(|e| FetchError::BadBase {
+            url: base.to_owned(),
+            why: e.to_string(),
+        })?;
+        let mut headers = header::HeaderMap::new();
+        if let Some(Token(t)) = token {
+            let mut v = header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| FetchError::BadToken)?;
+            v.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("nixgen/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .connect_timeout(settings.timeout)
+            .read_timeout(settings.timeout)
+            .build()
+            .map_err(FetchError::Client)?;
+        let in_flight =
+            std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
+        Ok(Self {
+            client,
+            base,
+            settings,
+            in_flight,
+        })
+    }
+
+    /// Whether both clients talk to the same scheme, host and port.
+    pub fn same_origin(&self, other: &Self) -> bool {
+        self.base.origin() == other.base.origin()
+    }
+
+    /// The base URL without a trailing slash, as it goes into the builder.
+    pub fn base(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    fn url(&self, path: &str) -> Url {
+        // Paths are built from validated names and versions only.
+        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    }
+
+    pub fn metadata_url(&self, name: &PluginName, version: Option<&semver::Version>) -> Url {
+        let tag = version.map_or_else(|| "latest".to_owned(), ToString::to_string);
+        self.url(&format!("@scrypted/{name}/{tag}"))
+    }
+
+    pub fn tarball_url(&self, name: &PluginName, version: &semver::Version) -> Url {
+        self.url(&format!("@scrypted/{name}/-/{name}-{version}.tgz"))
+    }
+
+    /// All packages with the `scrypted` keyword, following `from=` pages.
+    pub async fn search(&self) -> Result<SearchResult, FetchError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            objects: Vec<Object>,
+            #[serde(default)]
+            total: Option<u64>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Object {
+            package: Package,
+        }
+        #[derive(serde::Deserialize)]
+        struct Package {
+            name: String,
+        }
+        let mut out = SearchResult::default();
+        let mut from = 0usize;
+        for _ in 0..SEARCH_MAX_PAGES {
+            let mut url = self.url("-/v1/search");
+            url.query_pairs_mut()
+                .append_pair("text", "keywords:scrypted")
+                .append_pair("size", &SEARCH_PAGE.to_string())
+                .append_pair("from", &from.to_string());
+            let page: Page = self.get_json(url).await?;
+            let n = page.objects.len();
+            out.names
+                .extend(page.objects.into_iter().map(|o| o.package.name));
+            from += n;
+            let more = page.total.is_some_and(|t| (from as u64) < t);
+            if n == 0 || !more {
+                break;
+            }
+        }
+        out.names.sort();
+        out.names.dedup();
+        Ok(out)
+    }
+
+    /// A version document (`/latest` or a held version) as untrusted JSON.
+    pub async fn metadata(
+        &self,
+        name: &PluginName,
+        version: Option<&semver::Version>,
+    ) -> Result<(Url, serde_json::Value), FetchError> {
+        let url = self.metadata_url(name, version);
+        let v = self.get_json(url.clone()).await?;
+        Ok((url, v))
+    }
+
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+    ) -> Result<T, FetchError> {
+        let mut body = Vec::new();
+        self.get_into(&url, JSON_LIMIT, true, &mut body).await?;
+        serde_json::from_slice(&body).map_err(|source| FetchError::Json { url, source })
+    }
+
+    /// Streams a tarball into `sink` (no whole-request timeout: a large
+    /// tarball may take long, a stalled one still hits the read timeout).
+    pub async fn tarball(&self, url: &Url, sink: &mut impl Sink) -> Result<(), FetchError> {
+        self.get_into(url, TARBALL_LIMIT, false, sink).await
+    }
+
+    /// GET with retries. A body cut short counts as a transport failure and
+    /// is retried like a refused connection.
+    async fn get_into(
+        &self,
+        url: &Url,
+        limit: u64,
+        whole_timeout: bool,
+        sink: &mut impl Sink,
+    ) -> Result<(), FetchError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt > self.settings.retries;
+            let wait = match self.try_get(url, limit, whole_timeout, sink).await {
+                Ok(()) => return Ok(()),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Transport(source)) => {
+                    if last {
+                        return Err(FetchError::Transport {
+                            url: url.clone(),
+                            attempts: attempt,
+                            source,
+                        });
+                    }
+                    tracing::debug!(%url, attempt, error = %source, "retrying");
+                    None
+                }
+                Err(Attempt::Status(status, retry_after)) => {
+                    if last {
+                        return Err(FetchError::Status {
+                            url: url.clone(),
+                            status,
+                            attempts: attempt,
+                        });
+                    }
+                    tracing::debug!(%url, attempt, %status, "retrying");
+                    retry_after
+                }
+            };
+            let delay = wait
+                .unwrap_or_else(|| self.backoff(attempt))
+                .min(self.settings.max_wait);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .settings
+            .backoff
+            .saturating_mul(1u32 << (attempt - 1).min(16));
+        let capped = exp.min(self.settings.max_wait);
+        // Equal jitter: at least half the delay, so concurrent retries spread
+        // out without collapsing to zero.
+        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+    }
+
+    async fn try_get(
+        &self,
+        url: &Url,
+        limit: u64,
+        whole_timeout: bool,
+        sink: &mut impl Sink,
+    ) -> Result<(), Attempt> {
+        // The permit is held for one attempt, not across backoff sleeps.
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| Attempt::Fatal(FetchError::Closed))?;
+        let mut req = self.client.get(url.clone());
+        if whole_timeout {
+            req = req.timeout(self.settings.timeout);
+        }
+        let mut resp = req.send().await.map_err(Attempt::from_reqwest)?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(Attempt::Fatal(FetchError::NotFound { url: url.clone() }));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(Attempt::Status(status, retry_after));
+        }
+        if !status.is_success() {
+            let hint = match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    " (a private mirror needs NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
+                }
+                _ => "",
+            };
+            return Err(Attempt::Fatal(FetchError::Refused {
+                url: url.clone(),
+                status,
+                hint,
+            }));
+        }
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(Attempt::Fatal(FetchError::TooLarge {
+                url: url.clone(),
+                limit,
+            }));
+        }
+        let sink_err = |source| {
+            Attempt::Fatal(FetchError::Sink {
+                url: url.clone(),
+                source,
+            })
+        };
+        sink.reset().map_err(sink_err)?;
+        let mut received = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(Attempt::from_reqwest)? {
+            received += chunk.len() as u64;
+            if received > limit {
+                return Err(Attempt::Fatal(FetchError::TooLarge {
+                    url: url.clone(),
+                    limit,
+                }));
+            }
+            sink.write(&chunk).map_err(sink_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a response body goes. Reset before every attempt, so a retried
+/// download never appends to a partial one.
+pub trait Sink {
+    fn reset(&mut self) -> std::io::Result<()>;
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn reset(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+enum Attempt {
+    Transport(reqwest::Error),
+    Status(StatusCode, Option<Duration>),
+    Fatal(FetchError),
+}
+
+impl Attempt {
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        // Builder errors never heal; everything else on the wire may.
+        if e.is_builder() {
+            Self::Fatal(FetchError::Client(e))
+        } else {
+            Self::Transport(e)
+        }
+    }
+}
+
+/// Checks the scheme and drops trailing slashes.
+pub fn normalize_base(base: &str) -> Result<String, FetchError> {
+    let trimmed = base.trim().trim_end_matches('/');
+    let bad = |why: &str| FetchError::BadBase {
+        url: base.to_owned(),
+        why: why.to_owned(),
+    };
+    let url = Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("only http and https are supported"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            "a query or fragment makes no sense in a registry base URL",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "put credentials in NIXGEN_REGISTRY_TOKEN, not in the URL",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_normalization() {
+        assert_eq!(
+            normalize_base("https://r.example/npm/").ok().as_deref(),
+            Some("https://r.example/npm")
+        );
+        for bad in ["ftp://x", "not a url", "https://u:p@x", "https://x/?q=1"] {
+            assert!(normalize_base(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_keep_a_base_path() {
+        let r = Registry::new("http://127.0.0.1:1/npm/", None, HttpSettings::default())
+            .expect("client");
+        let n = PluginName::new("nvr").expect("name");
+        let v = semver::Version::parse("0.12.43").expect("version");
+        assert_eq!(r.base(), "http://127.0.0.1:1/npm");
+        assert_eq!(
+            r.metadata_url(&n, None).as_str(),
+            "http://127.0.0.1:1/npm/@scrypted/nvr/latest"
+        );
+        assert_eq!(
+            r.tarball_url(&n, &v).as_str(),
+            "http://127.0.0.1:1/npm/@scrypted/nvr/-/nvr-0.12.43.tgz"
+        );
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let t = Token::new(" s3cret\n").expect("token");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        assert!(Token::new("  ").is_none());
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let s = HttpSettings {
+            backoff: Duration::from_millis(100),
+            max_wait: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let r = Registry::new("http://127.0.0.1:1", None, s).expect("client");
+        for attempt in 1..30 {
+            let d = r.backoff(attempt);
+            assert!(d <= Duration::from_secs(1), "{d:?}");
+            assert!(d >= Duration::from_millis(50), "{d:?}");
+        }
+    }
+}

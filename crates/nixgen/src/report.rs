@@ -1,0 +1,152 @@
+//! The run's summary, as text for people and JSON for tools.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::classify::SkipReason;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub registry: String,
+    /// Whether files were written (false under `--check` and `--dry-run`).
+    pub wrote: bool,
+    pub updated: Vec<Updated>,
+    pub added: Vec<Versioned>,
+    pub removed: Vec<Removed>,
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Failed>,
+    pub unchanged: usize,
+    /// `created`, `updated` or `unchanged`, for nix/mk-scrypted-plugin.nix.
+    pub builder: &'static str,
+    /// Why discovery fell back to the names already known, if it did.
+    pub search_error: Option<String>,
+    /// Files written or removed in this run.
+    pub files_changed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Updated {
+    pub name: String,
+    pub old: Option<String>,
+    pub new: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Versioned {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    pub name: String,
+    /// The pin that was removed.
+    pub version: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: SkipReason,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failed {
+    pub name: String,
+    /// The pin left in place, if the plugin had one.
+    pub kept: Option<String>,
+    pub error: String,
+}
+
+impl Report {
+    /// Whether anything in the tree differs from what the registry says.
+    pub fn pending(&self) -> bool {
+        !self.updated.is_empty()
+            || !self.added.is_empty()
+            || !self.removed.is_empty()
+            || self.builder != "unchanged"
+    }
+
+    pub fn sort(&mut self) {
+        self.updated.sort_by(|a, b| a.name.cmp(&b.name));
+        self.added.sort_by(|a, b| a.name.cmp(&b.name));
+        self.removed.sort_by(|a, b| a.name.cmp(&b.name));
+        self.skipped.sort_by(|a, b| a.name.cmp(&b.name));
+        self.failed.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.wrote { "" } else { " (not written)" };
+        let v = |o: &Option<String>| o.clone().unwrap_or_else(|| "?".into());
+        if let Some(e) = &self.search_error {
+            let _ = writeln!(s, "search failed, refreshed the known plugins only: {e}");
+        }
+        if !self.updated.is_empty() {
+            let _ = writeln!(s, "updated{verb}:");
+            for u in &self.updated {
+                let note = if u.old.as_deref() == Some(u.new.as_str()) {
+                    " (regenerated)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(s, "  {}: {} -> {}{note}", u.name, v(&u.old), u.new);
+            }
+        }
+        if !self.added.is_empty() {
+            let _ = writeln!(s, "added{verb}:");
+            for a in &self.added {
+                let _ = writeln!(s, "  {} {}", a.name, v(&a.version));
+            }
+        }
+        if !self.removed.is_empty() {
+            let _ = writeln!(s, "removed{verb}:");
+            for r in &self.removed {
+                let _ = writeln!(s, "  {} {} ({})", r.name, v(&r.version), r.reason);
+            }
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(s, "skipped:");
+            for k in &self.skipped {
+                let _ = writeln!(s, "  {}: {}", k.name, k.message);
+            }
+        }
+        if !self.failed.is_empty() {
+            let _ = writeln!(s, "failed:");
+            for f in &self.failed {
+                let kept = f
+                    .kept
+                    .as_deref()
+                    .map_or_else(|| "not pinned".to_owned(), |k| format!("kept {k}"));
+                let _ = writeln!(s, "  {} ({kept}): {}", f.name, f.error);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "{} updated, {} added, {} removed, {} unchanged, {} skipped, {} failed; builder {}; {} files changed",
+            self.updated.len(),
+            self.added.len(),
+            self.removed.len(),
+            self.unchanged,
+            self.skipped.len(),
+            self.failed.len(),
+            self.builder,
+            self.files_changed,
+        );
+        s
+    }
+}
+
+/// An error and its causes on one line, `outer: inner: root`.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let _ = write!(s, ": {c}");
+        cur = c.source();
+    }
+    s
+}
