@@ -2,14 +2,12 @@
 # over the stand-ins, plus what the test scripts need to poke at them.
 {
   root ? ../../..,
-  # A nixpkgs lib tree, when the caller has one (NIXPKGS_LIB).
-  nixpkgsLib ? null,
+  # nixpkgs' lib, when the caller has one (NIXPKGS_LIB).
+  lib ? null,
 }:
 
 let
-  standIns = import ./stand-ins.nix (
-    if nixpkgsLib == null then { } else { lib = import (nixpkgsLib + "/lib"); }
-  );
+  standIns = import ./stand-ins.nix (if lib == null then { } else { inherit lib; });
 
   # callPackage without nixpkgs: a file gets exactly the arguments it names.
   callWith =
@@ -53,7 +51,7 @@ let
     );
 in
 {
-  inherit mkScryptedPlugin generatedNames;
+  inherit mkScryptedPlugin generatedNames standIns;
   inherit (standIns) zip;
 
   # Each generated plugin, built.
