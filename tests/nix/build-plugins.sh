@@ -5,15 +5,18 @@
 # stdenvNoCC.mkDerivation and the unzip/jq/zip packages are stood in for, by host
 # tools (tests/nix/lib/stand-ins.nix). Then checks what the builder must refuse:
 # a wrong hash, a corrupt plugin.zip, a plugin.zip without its entry point.
+# The single-quoted arguments are Nix code; $out and ${...} are for Nix and the build.
+# shellcheck disable=SC2016
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 plugins=(snapshot homekit unifi-protect)
 harness=tests/nix/lib/plugins.nix
 
-for f in nix/mk-scrypted-plugin.nix "${plugins[@]/#/nix/plugins/}"; do
-  f=${f%/}
-  [ -e "$f" ] || [ -e "$f/package.nix" ] || {
+required=(nix/mk-scrypted-plugin.nix)
+for p in "${plugins[@]}"; do required+=("nix/plugins/$p/package.nix"); done
+for f in "${required[@]}"; do
+  [ -e "$f" ] || {
     echo "FAIL: $f is missing; generate the tree with nixgen (nix run .#update)" >&2
     exit 1
   }

@@ -6,7 +6,13 @@
 #    pluginName @scrypted/<name>. Instantiated, not built.
 # 2. With NIXPKGS_LIB=/path (a nixpkgs or nixpkgs.lib tree): nix/plugins/default.nix
 #    and the flake's outputs evaluated with that lib and a stand-in package set
-#    (tests/nix/lib/flake-eval.nix), with and without a scrypted in nixpkgs.
+#    (tests/nix/lib/flake-eval.nix), with and without a scrypted in nixpkgs; then
+#    the flake through nix's own flake evaluator with a stand-in nixpkgs input
+#    (tests/nix/lib/fake-nixpkgs): the lock is read, scrypted.plugins lists every
+#    plugin, and `nix build .#scrypted.plugins.snapshot` builds the very
+#    derivation build-plugins.sh builds.
+# The single-quoted arguments are Nix or jq code, expanded by them, not by bash.
+# shellcheck disable=SC2016
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -32,7 +38,10 @@ nix-instantiate --eval --strict --json -E '
       url = drv.src.url;
       outputHash = drv.src.outputHash;
     }) h.generatedNames
-' >"$tmp/plugins.json"
+' >"$tmp/plugins.json" || {
+  echo "FAIL: the generated package.nix files do not evaluate" >&2
+  exit 1
+}
 
 jq -r '
   def fail($msg): "FAIL: \(.name): \($msg)";
@@ -70,11 +79,74 @@ else
   exit 1
 fi
 
-nix-instantiate --eval --strict --json \
-  --arg lib "import $libdir" tests/nix/lib/flake-eval.nix |
-  jq -r '.[] | if .ok then "ok: \(.name)" else "FAIL: \(.name): \(.detail)" end' |
+# --read-write-mode: the package checks read the filtered sources they add to the store.
+if ! nix-instantiate --eval --strict --json --read-write-mode \
+  --arg lib "import $libdir" tests/nix/lib/flake-eval.nix >"$tmp/flake.json"; then
+  echo "FAIL: tests/nix/lib/flake-eval.nix does not evaluate" >&2
+  exit 1
+fi
+jq -r '.[] | if .ok then "ok: \(.name)" else "FAIL: \(.name): \(.detail)" end' "$tmp/flake.json" |
   tee "$tmp/flake.out"
 if grep -q '^FAIL' "$tmp/flake.out"; then
   exit 1
 fi
+
+echo "--- the flake through nix's flake evaluator, nixpkgs stood in for"
+fake=$tmp/fake-nixpkgs
+mkdir "$fake"
+cp tests/nix/lib/fake-nixpkgs/flake.nix tests/nix/lib/stand-ins.nix tests/nix/lib/generic-builder.sh "$fake/"
+cp -r "$libdir" "$fake/lib"
+# A path: flake is copied whole into the store; take only what git would commit,
+# not target/.
+repo=$tmp/repo
+mkdir "$repo"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard |
+    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+    xargs -0 cp --parents -t "$repo"
+else
+  tar -c --exclude=./target --exclude=./.git . | tar -x -C "$repo"
+fi
+flake=path:$repo
+opts=(--no-write-lock-file --override-input nixpkgs "path:$fake")
+
+nix eval "${opts[@]}" --json "$flake#scrypted.plugins" --apply builtins.attrNames \
+  >"$tmp/names.json" 2>"$tmp/eval.log" || {
+  cat "$tmp/eval.log" >&2
+  echo "FAIL: nix eval .#scrypted.plugins" >&2
+  exit 1
+}
+# Overriding the input makes nix name what flake.lock had locked.
+grep -q "github:NixOS/nixpkgs/d1c15b7d5806069da59e819999d70e1cec0760bf" "$tmp/eval.log" || {
+  cat "$tmp/eval.log" >&2
+  echo "FAIL: nix did not read the nixpkgs pin from flake.lock" >&2
+  exit 1
+}
+echo "ok: nix reads flake.lock's nixpkgs pin"
+expected=$(for d in nix/plugins/*/package.nix; do basename "$(dirname "$d")"; done | jq -R . | jq -cs 'sort')
+actual=$(jq -c 'sort' "$tmp/names.json")
+[ "$expected" = "$actual" ] || {
+  echo "FAIL: .#scrypted.plugins has $actual, nix/plugins has $expected" >&2
+  exit 1
+}
+echo "ok: .#scrypted.plugins lists the $(jq length "$tmp/names.json") plugin directories"
+
+flake_drv=$(nix eval "${opts[@]}" --raw "$flake#scrypted.plugins.snapshot.drvPath" 2>/dev/null)
+harness_drv=$(nix-instantiate tests/nix/lib/plugins.nix -A packages.snapshot 2>/dev/null)
+[ "$flake_drv" = "$harness_drv" ] || {
+  echo "FAIL: the flake's snapshot is $flake_drv, the harness's $harness_drv" >&2
+  exit 1
+}
+out=$(nix build "${opts[@]}" --no-link --json "$flake#scrypted.plugins.snapshot" 2>"$tmp/build.log" |
+  jq -r '.[0].outputs.out') || {
+  cat "$tmp/build.log" >&2
+  echo "FAIL: nix build .#scrypted.plugins.snapshot" >&2
+  exit 1
+}
+if [ ! -f "$out/plugin.zip" ] || [ ! -f "$out/package.json" ]; then
+  echo "FAIL: nix build .#scrypted.plugins.snapshot gave $out without plugin.zip and package.json" >&2
+  exit 1
+fi
+echo "ok: nix build .#scrypted.plugins.snapshot -> $out (the derivation build-plugins.sh builds)"
+
 echo "eval: all checks passed"

@@ -92,6 +92,88 @@ let
     pluginName = "@scrypted/${name}";
   });
 
+  # lib.fileset reads file types with builtins.readFileType (Nix 2.14); older Nix,
+  # such as Debian's 2.8, gets the same answer from readDir of the parent.
+  filesetLib =
+    if builtins ? readFileType then
+      lib
+    else
+      lib.extend (
+        _: prev: {
+          filesystem = prev.filesystem // {
+            pathType = path: (builtins.readDir (dirOf path)).${baseNameOf path};
+          };
+        }
+      );
+
+  # buildRustPackage stood in by the identity: what the packages ask it to build.
+  rustArgs =
+    file:
+    (fakePkgs false).callPackage (root + "/nix/packages/${file}") {
+      lib = filesetLib;
+      rustPlatform.buildRustPackage = args: args;
+    };
+
+  # The files under a directory, relative to it.
+  filesUnder =
+    dir:
+    lib.concatLists (
+      lib.mapAttrsToList (
+        name: type:
+        if type == "directory" then map (f: "${name}/${f}") (filesUnder (dir + "/${name}")) else [ name ]
+      ) (builtins.readDir dir)
+    );
+
+  rustSummary =
+    file:
+    let
+      args = rustArgs file;
+      files = filesUnder args.src;
+    in
+    {
+      inherit (args)
+        pname
+        version
+        cargoBuildFlags
+        cargoTestFlags
+        ;
+      inherit (args.meta) mainProgram;
+      lockFile = baseNameOf (toString args.cargoLock.lockFile);
+      hasWorkspace = builtins.elem "Cargo.toml" files && builtins.elem "Cargo.lock" files;
+      hasBothCrates =
+        builtins.elem "crates/nixgen/Cargo.toml" files && builtins.elem "crates/sideloadd/Cargo.toml" files;
+      hasTemplates = builtins.elem "templates/mk-scrypted-plugin.nix" files;
+      # Nothing but cargo's inputs: a Nix or test change must not rebuild the tools.
+      onlyCargoInputs = lib.all (
+        f:
+        lib.elem f [
+          "Cargo.toml"
+          "Cargo.lock"
+        ]
+        || lib.hasPrefix "crates/" f
+        || lib.hasPrefix "templates/" f
+      ) files;
+    };
+  workspaceVersion = (lib.importTOML (root + "/Cargo.toml")).workspace.package.version;
+  rustExpected = name: hasTemplates: {
+    pname = name;
+    version = workspaceVersion;
+    cargoBuildFlags = [
+      "-p"
+      name
+    ];
+    cargoTestFlags = [
+      "-p"
+      name
+    ];
+    mainProgram = name;
+    lockFile = "Cargo.lock";
+    hasWorkspace = true;
+    hasBothCrates = true;
+    inherit hasTemplates;
+    onlyCargoInputs = true;
+  };
+
   x86 = "x86_64-linux";
   direct = (fakePkgs false).callPackage (root + "/nix/plugins") { };
   withDecoration = lib.sort lib.lessThan (
@@ -175,6 +257,10 @@ in
     lib.attrNames with'.legacyPackages.${x86}.scrypted.plugins
   ))
   (same "nix/plugins: generated plugins" expected (describe direct))
+
+  # askama reads templates/ when nixgen compiles; sideloadd has no use for them.
+  (same "nix/packages/nixgen.nix" (rustExpected "nixgen" true) (rustSummary "nixgen.nix"))
+  (same "nix/packages/sideloadd.nix" (rustExpected "sideloadd" false) (rustSummary "sideloadd.nix"))
 
   (same "overlay without nixpkgs' scrypted adds only the tools" [ "nixgen" "sideloadd" ] (
     lib.attrNames (without.overlays.default (fakePkgs false) (fakePkgs false))

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The part of nixpkgs' stdenv genericBuild that nix/mk-scrypted-plugin.nix relies
 # on: the same shell options, the same phase order, phases given as attributes run
 # by eval, string hooks run by runHook. Anything the builder asks for beyond that
@@ -31,6 +32,7 @@ phase() {
 default_unpackPhase() {
   runHook preUnpack
   mkdir unpack
+  # shellcheck disable=SC2154 # $src is an attribute of the derivation
   tar -xf "$src" -C unpack
   local roots=(unpack/*)
   if [ "${#roots[@]}" -ne 1 ] || [ ! -d "${roots[0]}" ]; then

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the tests: nix_files prints the repository's .nix files, one per line,
 # relative to the root: every file git tracks or would track (so a new file is
 # checked before it is added), or, outside a git checkout, all but target/.
