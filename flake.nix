@@ -63,7 +63,12 @@
           });
         };
 
-      nixosModules.default = ./modules;
+      # An attribute set importing the path, not the bare path: older Nix (such as
+      # 2.8) rejects a path in `nix flake check`, while the import keeps the module
+      # system's file locations and de-duplication by path.
+      nixosModules.default = {
+        imports = [ ./modules ];
+      };
 
       packages = forAllSystems (
         { pkgs, ... }:

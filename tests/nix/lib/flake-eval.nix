@@ -241,12 +241,13 @@ in
     "plugin-unifi-protect"
     "sideloadd"
   ] (lib.attrNames without.checks.aarch64-linux))
-  (check "nixosModules.default is ./modules" (
-    builtins.isPath without.nixosModules.default
-    && baseNameOf (toString without.nixosModules.default) == "modules"
-  ) (toString without.nixosModules.default))
+  (check "nixosModules.default imports ./modules" (
+    let
+      imports = without.nixosModules.default.imports or [ ];
+    in
+    imports == [ (root + "/modules") ]
+  ) (builtins.toJSON (map toString (without.nixosModules.default.imports or [ ]))))
 
-  # The flake strips exactly these two from what callPackage returns.
   (same "nix/plugins: one attribute per plugin directory, plus callPackage's two" withDecoration (
     lib.attrNames direct
   ))
