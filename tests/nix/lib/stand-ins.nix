@@ -34,12 +34,12 @@ let
     };
 
   # What stdenv puts on PATH before any input: coreutils, findutils, diffutils,
-  # sed, grep, awk, tar and its compressors, bash.
+  # sed, grep, awk, tar, gzip, bash. Only those a minimal Debian always has (no
+  # xz or bzip2): npm tarballs are gzip.
   baseTools = hostTools "stand-in-stdenv-tools" [
     "awk"
     "basename"
     "bash"
-    "bzip2"
     "cat"
     "chmod"
     "cmp"
@@ -78,7 +78,6 @@ let
     "uname"
     "wc"
     "xargs"
-    "xz"
   ];
 
   mkDerivation =
