@@ -4,7 +4,8 @@
 # (<nix/fetchurl.nix>, from the registry URL rendered into the builder). Only
 # stdenvNoCC.mkDerivation and the unzip/jq/zip packages are stood in for, by host
 # tools (tests/nix/lib/stand-ins.nix). Then checks what the builder must refuse:
-# a wrong hash, a corrupt plugin.zip, a plugin.zip without its entry point.
+# a wrong hash, a corrupt plugin.zip, a plugin.zip without its entry point
+# (main.nodejs.js, or main.py for a Python plugin), a foreign package.json.
 # The single-quoted arguments are Nix code; $out and ${...} are for Nix and the build.
 # shellcheck disable=SC2016
 set -euo pipefail
@@ -97,5 +98,24 @@ expect_failure "plugin.zip without main.nodejs.js" \
 expect_failure "package.json of another plugin" \
   'h.mkScryptedPlugin (h.pins.snapshot // { postInstall = "cp ${h.packages.homekit}/package.json $out/package.json"; })' \
   'package.json is for @scrypted/homekit, expected @scrypted/snapshot'
+
+# Python plugins start from main.py and carry no main.nodejs.js. This pin is a test
+# fixture (a small, served tarball), not the project's openvino package.
+python_pin='{
+  pname = "openvino";
+  version = "0.1.199";
+  hash = "sha512-31Zkx8DtjFe3F6qDxqoIvpO3nGPrBOTgMp6VNbr5+4rMtaN0tm22Bay3YtMFPjYAKJVDMPvqb3jjFROCcbDrQQ==";
+}'
+echo "--- building a Python plugin (openvino 0.1.199)"
+out=$(build "h.mkScryptedPlugin $python_pin")
+listing=$(unzip -Z1 "$out/plugin.zip")
+grep -qx main.py <<<"$listing" || {
+  echo "FAIL: openvino: plugin.zip has no main.py" >&2
+  exit 1
+}
+echo "ok: openvino -> $out (entry point main.py)"
+expect_failure "Python plugin.zip without main.py" \
+  "h.mkScryptedPlugin ($python_pin"' // { nativeBuildInputs = [ h.zip ]; postInstall = "chmod u+w $out/plugin.zip; zip -qd $out/plugin.zip main.py"; })' \
+  'plugin.zip has no main.py'
 
 echo "build-plugins: all checks passed"
