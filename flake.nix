@@ -170,7 +170,10 @@
         }
       );
 
-      formatter = forAllSystems ({ pkgs, ... }: pkgs.nixfmt);
+      # nixfmt itself no longer formats directories (the way `nix fmt` calls a
+      # formatter); nixfmt-tree is nixpkgs' treefmt wrapper that runs it on every
+      # .nix file of the tree.
+      formatter = forAllSystems ({ pkgs, ... }: pkgs.nixfmt-tree);
 
       devShells = forAllSystems (
         { pkgs, ... }:
