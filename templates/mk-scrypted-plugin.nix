@@ -28,13 +28,14 @@ stdenvNoCC.mkDerivation (
     "passthru"
   ]
   // {
-    inherit pname version;
     # Sideloading configs and `nix path-info` output stay readable when the store
     # path says what it is, not just the bare npm name.
     name = "scrypted-plugin-${finalAttrs.pname}-${finalAttrs.version}";
 
     src = fetchurl {
-      url = "{{ registry }}/@scrypted/${finalAttrs.pname}/-/${finalAttrs.pname}-${finalAttrs.version}.tgz";
+      # The pinned tarball: overriding version alone keeps this src (and hash), and
+      # the install check then fails on the version package.json names.
+      url = "{{ registry }}/@scrypted/${pname}/-/${pname}-${version}.tgz";
       inherit hash;
     };
 
