@@ -99,6 +99,12 @@ expect_failure "package.json of another plugin" \
   'h.mkScryptedPlugin (h.pins.snapshot // { postInstall = "cp ${h.packages.homekit}/package.json $out/package.json"; })' \
   'package.json is for @scrypted/homekit, expected @scrypted/snapshot'
 
+# A version bumped without a new src and hash still fetches the pinned tarball,
+# whose package.json then contradicts the derivation.
+expect_failure "version overridden without src" \
+  '(h.packages.snapshot).overrideAttrs (_: { version = "999.0.0"; })' \
+  'package.json has version [^ ]+, expected 999.0.0'
+
 # Python plugins start from main.py and carry no main.nodejs.js. This pin is a test
 # fixture (a small, served tarball), not the project's openvino package.
 python_pin='{
