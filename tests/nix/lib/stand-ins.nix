@@ -1,0 +1,137 @@
+# Stand-ins, built from host tools, for the few parts of nixpkgs that
+# nix/mk-scrypted-plugin.nix takes, so that the real builder and the real
+# package.nix files can be built with nothing but nix-bin. Everything else (the
+# builder, the plugin files, the fetch through <nix/fetchurl.nix>) is the real thing.
+{
+  # The real nixpkgs lib when the caller has one; otherwise only what the
+  # builder reads from lib. A builder that starts using more fails loudly here.
+  lib ? {
+    platforms.all = [ ];
+  },
+  system ? builtins.currentSystem,
+  hostPath ? "/usr/local/bin:/usr/bin:/bin",
+}:
+
+let
+  # A bin/ of symlinks to the named host programs, so a derivation only sees the
+  # tools it declares (plus the base set every stdenv build has).
+  hostTools =
+    name: tools:
+    derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [
+        "-euc"
+        ''
+          PATH=${hostPath}
+          mkdir -p "$out/bin"
+          for t in ${toString tools}; do
+            p=$(command -v "$t") || { echo "host tool $t not found in ${hostPath}" >&2; exit 1; }
+            ln -s "$p" "$out/bin/$t"
+          done
+        ''
+      ];
+    };
+
+  # What stdenv puts on PATH before any input: coreutils, findutils, diffutils,
+  # sed, grep, awk, tar, gzip, bash. Only those a minimal Debian always has (no
+  # xz or bzip2): npm tarballs are gzip.
+  baseTools = hostTools "stand-in-stdenv-tools" [
+    "awk"
+    "basename"
+    "bash"
+    "cat"
+    "chmod"
+    "cmp"
+    "cp"
+    "cut"
+    "date"
+    "diff"
+    "dirname"
+    "echo"
+    "env"
+    "false"
+    "find"
+    "grep"
+    "gzip"
+    "head"
+    "id"
+    "install"
+    "ln"
+    "ls"
+    "mkdir"
+    "mktemp"
+    "mv"
+    "printf"
+    "readlink"
+    "rm"
+    "sed"
+    "sh"
+    "sort"
+    "stat"
+    "tail"
+    "tar"
+    "touch"
+    "tr"
+    "true"
+    "truncate"
+    "uname"
+    "wc"
+    "xargs"
+  ];
+
+  mkDerivation =
+    fOrAttrs:
+    let
+      f = if builtins.isFunction fOrAttrs then fOrAttrs else _: fOrAttrs;
+      # The finalAttrs fixpoint, as in nixpkgs.
+      attrs = f attrs;
+
+      inputs =
+        attrs.nativeBuildInputs or [ ]
+        ++ (if attrs.doInstallCheck or false then attrs.nativeInstallCheckInputs or [ ] else [ ]);
+
+      drv = derivation (
+        removeAttrs attrs [
+          "passthru"
+          "meta"
+          "nativeBuildInputs"
+          "nativeInstallCheckInputs"
+        ]
+        // {
+          name = attrs.name or "${attrs.pname}-${attrs.version}";
+          inherit system;
+          builder = "${baseTools}/bin/bash";
+          args = [ ./generic-builder.sh ];
+          PATH = builtins.concatStringsSep ":" (map (p: "${p}/bin") (inputs ++ [ baseTools ]));
+        }
+      );
+    in
+    drv
+    // attrs.passthru or { }
+    // {
+      inherit (attrs) meta;
+      passthru = attrs.passthru or { };
+      # Enough of overrideAttrs for the flake's overlay (prev: or final: prev: forms).
+      overrideAttrs =
+        g:
+        mkDerivation (
+          final:
+          let
+            prev = f final;
+            delta = g prev;
+          in
+          prev // (if builtins.isFunction delta then g final prev else delta)
+        );
+    };
+in
+{
+  inherit lib hostTools;
+  stdenvNoCC = {
+    inherit mkDerivation;
+  };
+  fetchurl = import <nix/fetchurl.nix>;
+  unzip = hostTools "stand-in-unzip" [ "unzip" ];
+  jq = hostTools "stand-in-jq" [ "jq" ];
+  zip = hostTools "stand-in-zip" [ "zip" ];
+}
