@@ -204,12 +204,16 @@ let
   # plugin from npm itself, never on a sideload, so they must be declared.
   missingDependencies = lib.concatMap (
     name:
-    map (dep: {
-      plugin = name;
-      dependency = lib.removePrefix "@scrypted/" dep;
-    }) (filter (dep: !(lib.elem (lib.removePrefix "@scrypted/" dep) cfg.plugins)) (
-      availablePlugins.${name}.pluginDependencies or [ ]
-    ))
+    map
+      (dep: {
+        plugin = name;
+        dependency = lib.removePrefix "@scrypted/" dep;
+      })
+      (
+        filter (dep: !(lib.elem (lib.removePrefix "@scrypted/" dep) cfg.plugins)) (
+          availablePlugins.${name}.pluginDependencies or [ ]
+        )
+      )
   ) knownPlugins;
 
   # A secret file's path is kept as a string: a path literal would be copied
@@ -463,10 +467,9 @@ in
 
       warnings =
         optionals (cfg.role == "client" && notProvisioned != [ ]) [
-          ''
-            mares.automation.scrypted: on a cluster client only plugins with a local runtime environment are provisioned; ${concatStringsSep ", " notProvisioned} ${
-              if lib.length notProvisioned == 1 then "is" else "are"
-            } ignored here. Declare such plugins on the server, which hands them to its workers.''
+          "mares.automation.scrypted: on a cluster client only plugins with a local runtime environment are provisioned; ${concatStringsSep ", " notProvisioned} ${
+            if lib.length notProvisioned == 1 then "is" else "are"
+          } ignored here. Declare such plugins on the server, which hands them to its workers."
         ]
         ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned;
 

@@ -82,7 +82,9 @@ let
     inherit lib;
     mkScryptedPlugin = fakeMkScryptedPlugin;
     python3 = fakePython;
-    runCommand = name: env: script: fakeDrv name { inherit env script; };
+    runCommand =
+      name: env: script:
+      fakeDrv name { inherit env script; };
     unzip = fakeDrv "unzip" { meta.mainProgram = "unzip"; };
   };
 
@@ -108,20 +110,21 @@ let
     {
       inherit lib;
       coreutils = fakeDrv "coreutils" { };
-      formats.json =
-        _:
-        {
-          type = types.anything;
-          generate =
-            name: value:
-            fakeDrv name {
-              settings = value;
-              text = builtins.toJSON value;
-            };
-        };
-      runCommand = name: env: script: fakeDrv name { inherit env script; };
+      formats.json = _: {
+        type = types.anything;
+        generate =
+          name: value:
+          fakeDrv name {
+            settings = value;
+            text = builtins.toJSON value;
+          };
+      };
+      runCommand =
+        name: env: script:
+        fakeDrv name { inherit env script; };
       writeShellScript = name: text: fakeDrv name { inherit text; };
-      callPackage = path: _: throw "the test pins every package; callPackage ${toString path} was not expected";
+      callPackage =
+        path: _: throw "the test pins every package; callPackage ${toString path} was not expected";
     }
     // lib.optionalAttrs withScrypted {
       scrypted = fakeDrv "scrypted-0.144.2" {
@@ -303,7 +306,9 @@ let
       inherit (config) warnings;
     };
 
-  check = name: cond: detail: lib.optional (!cond) "${name}: ${detail}";
+  check =
+    name: cond: detail:
+    lib.optional (!cond) "${name}: ${detail}";
 
   hasInfix = lib.hasInfix;
 
@@ -359,49 +364,57 @@ let
       && sideloadJson.volume == "/var/lib/scrypted/volume"
       && sideloadJson.readyTimeoutSecs == 600
     ) (builtins.toJSON sideloadJson)
-    ++ check "server: config checked at build time" (hasInfix "sideloadd check-config" configDrv.script
+    ++ check "server: config checked at build time" (
+      hasInfix "sideloadd check-config" configDrv.script
       && configDrv.env.nativeBuildInputs == [ sideloadd ]
     ) configDrv.script
     ++ check "server: ExecStart" (
       sideloadSc.ExecStart == "${sideloadd}/bin/sideloadd run --config ${configDrv}"
     ) sideloadSc.ExecStart
-    ++ check "server: ordering" (
-      lib.all (l: lib.elem "scrypted.service" l) [
-        sideload.after
-        sideload.requires
-        sideload.partOf
-      ]
-    ) "after/requires/partOf must name scrypted.service"
-    ++ check "server: restartTriggers" (sideload.restartTriggers == [ configDrv ]) "restart on plugin set change"
+    ++ check "server: ordering" (lib.all (l: lib.elem "scrypted.service" l) [
+      sideload.after
+      sideload.requires
+      sideload.partOf
+    ]) "after/requires/partOf must name scrypted.service"
+    ++ check "server: restartTriggers" (
+      sideload.restartTriggers == [ configDrv ]
+    ) "restart on plugin set change"
     ++ check "server: token credential" (
       sideloadSc.LoadCredential == [ "token:/var/lib/scrypted-secrets/admin-token" ]
     ) (builtins.toJSON sideloadSc.LoadCredential)
     ++ lib.concatLists (
-      lib.mapAttrsToList (k: v: check "server: hardening ${k}" (sideloadSc.${k} or null == v) (builtins.toJSON (sideloadSc.${k} or null))) {
-        Type = "notify";
-        RemainAfterExit = true;
-        DynamicUser = true;
-        SupplementaryGroups = [ "scrypted" ];
-        StateDirectory = "scrypted-sideload";
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        NoNewPrivileges = true;
-        IPAddressDeny = "any";
-        IPAddressAllow = "localhost";
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-          "AF_UNIX"
-        ];
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
-        CapabilityBoundingSet = "";
-      }
+      lib.mapAttrsToList
+        (
+          k: v:
+          check "server: hardening ${k}" (sideloadSc.${k} or null == v) (
+            builtins.toJSON (sideloadSc.${k} or null)
+          )
+        )
+        {
+          Type = "notify";
+          RemainAfterExit = true;
+          DynamicUser = true;
+          SupplementaryGroups = [ "scrypted" ];
+          StateDirectory = "scrypted-sideload";
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          IPAddressDeny = "any";
+          IPAddressAllow = "localhost";
+          RestrictAddressFamilies = [
+            "AF_INET"
+            "AF_INET6"
+            "AF_UNIX"
+          ];
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+            "~@resources"
+          ];
+          CapabilityBoundingSet = "";
+        }
     )
     ++ check "server: scrypted env" (
       serverServices.scrypted.environment.SCRYPTED_INSECURE_PORT == "11080"
@@ -420,10 +433,11 @@ let
       let
         text = serverServices.scrypted-secrets.serviceConfig.ExecStart.text;
       in
-      hasInfix "/dev/urandom" text
-      && hasInfix "SCRYPTED_ADMIN_USERNAME=%s\\nSCRYPTED_ADMIN_TOKEN=%s" text
+      hasInfix "/dev/urandom" text && hasInfix "SCRYPTED_ADMIN_USERNAME=%s\\nSCRYPTED_ADMIN_TOKEN=%s" text
     ) "secrets script"
-    ++ check "server: no address bypass" (!(hasInfix "SCRYPTED_ADMIN_ADDRESS" (storeBound server))) "SCRYPTED_ADMIN_ADDRESS must never be set"
+    ++ check "server: no address bypass" (
+      !(hasInfix "SCRYPTED_ADMIN_ADDRESS" (storeBound server))
+    ) "SCRYPTED_ADMIN_ADDRESS must never be set"
     ++ check "server: firewall closed by default" (server.networking.firewall.allowedTCPPorts == [ ]) (
       builtins.toJSON server.networking.firewall.allowedTCPPorts
     );
@@ -437,7 +451,8 @@ let
   };
   tokenCase =
     check "tokenFile: credential from the user's file" (
-      withToken.systemd.services.scrypted-sideload.serviceConfig.LoadCredential == [ "token:${secretFile}" ]
+      withToken.systemd.services.scrypted-sideload.serviceConfig.LoadCredential
+      == [ "token:${secretFile}" ]
     ) "LoadCredential"
     ++ check "tokenFile: no generation" (
       !(hasInfix "/dev/urandom" withToken.systemd.services.scrypted-secrets.serviceConfig.ExecStart.text)
@@ -478,9 +493,10 @@ let
     ) unknownMessages;
 
   missingDep = evalWith { settings.plugins = [ "openvino" ]; };
-  missingDepCase = check "pluginDependencies: must be declared" (
-    lib.any (hasInfix ''"objectdetector" (needed by openvino)'') (failedAssertions missingDep)
-  ) (builtins.toJSON (failedAssertions missingDep));
+  missingDepCase =
+    check "pluginDependencies: must be declared"
+      (lib.any (hasInfix ''"objectdetector" (needed by openvino)'') (failedAssertions missingDep))
+      (builtins.toJSON (failedAssertions missingDep));
 
   detection = evalWith {
     settings.plugins = [
@@ -493,15 +509,18 @@ let
     check "server with openvino: no failed assertions" (failedAssertions detection == [ ]) (
       builtins.toJSON (failedAssertions detection)
     )
-    ++ check "server with openvino: python env laid out" (lib.elem pipTargetRule detection.systemd.tmpfiles.rules) (
-      builtins.toJSON detection.systemd.tmpfiles.rules
-    )
-    ++ check "server with openvino: volume dirs owned by scrypted" (
-      lib.elem "d /var/lib/scrypted/volume/plugins/@scrypted 0755 scrypted scrypted - -" detection.systemd.tmpfiles.rules
-    ) (builtins.toJSON detection.systemd.tmpfiles.rules)
-    ++ check "openvino: version mismatch warned" (
-      lib.any (hasInfix "openvino 2025.2.0 (plugin pins 2024.5.0)") detection.warnings
-    ) (builtins.toJSON detection.warnings)
+    ++
+      check "server with openvino: python env laid out"
+        (lib.elem pipTargetRule detection.systemd.tmpfiles.rules)
+        (builtins.toJSON detection.systemd.tmpfiles.rules)
+    ++
+      check "server with openvino: volume dirs owned by scrypted"
+        (lib.elem "d /var/lib/scrypted/volume/plugins/@scrypted 0755 scrypted scrypted - -" detection.systemd.tmpfiles.rules)
+        (builtins.toJSON detection.systemd.tmpfiles.rules)
+    ++
+      check "openvino: version mismatch warned"
+        (lib.any (hasInfix "openvino 2025.2.0 (plugin pins 2024.5.0)") detection.warnings)
+        (builtins.toJSON detection.warnings)
     ++ check "openvino: pip markers built from the zip" (
       hasInfix "requirements.installed.txt" openvino.pipTarget.script
       && openvino.pipTarget.env.scryptedRequirements == "ptpython\nwheel"
@@ -527,7 +546,9 @@ let
     check "client: no failed assertions" (failedAssertions client == [ ]) (
       builtins.toJSON (failedAssertions client)
     )
-    ++ check "client: no sideload" (!(client.systemd.services ? scrypted-sideload)) "scrypted-sideload.service defined"
+    ++ check "client: no sideload" (
+      !(client.systemd.services ? scrypted-sideload)
+    ) "scrypted-sideload.service defined"
     ++ check "client: cluster env" (
       clientEnv.SCRYPTED_CLUSTER_MODE == "client"
       && clientEnv.SCRYPTED_CLUSTER_SERVER == "192.168.1.10:10556"
@@ -541,10 +562,12 @@ let
     ++ check "client: openvino provisioned" (lib.elem pipTargetRule client.systemd.tmpfiles.rules) (
       builtins.toJSON client.systemd.tmpfiles.rules
     )
-    ++ check "client: warning for nvr" (
-      lib.any (w: hasInfix "nvr is ignored here" w) client.warnings
-    ) (builtins.toJSON client.warnings)
-    ++ check "client: secret never in store-bound text" (!(hasInfix secretText (storeBound client))) "leaked"
+    ++ check "client: warning for nvr" (lib.any (w: hasInfix "nvr is ignored here" w) client.warnings) (
+      builtins.toJSON client.warnings
+    )
+    ++ check "client: secret never in store-bound text" (
+      !(hasInfix secretText (storeBound client))
+    ) "leaked"
     ++ check "client: nothing opened" (client.networking.firewall.allowedTCPPorts == [ ]) (
       builtins.toJSON client.networking.firewall.allowedTCPPorts
     );
@@ -555,9 +578,10 @@ let
       cluster.server = "192.168.1.10";
     };
   };
-  clientNoSecretCase = check "client without secret: assertion" (
-    lib.any (hasInfix "cluster.secretFile must be set") (failedAssertions clientNoSecret)
-  ) (builtins.toJSON (failedAssertions clientNoSecret));
+  clientNoSecretCase =
+    check "client without secret: assertion"
+      (lib.any (hasInfix "cluster.secretFile must be set") (failedAssertions clientNoSecret))
+      (builtins.toJSON (failedAssertions clientNoSecret));
 
   clusterServer = evalWith {
     settings = {
@@ -586,7 +610,9 @@ let
         10556
       ]
     ) (builtins.toJSON clusterServer.networking.firewall.allowedTCPPorts)
-    ++ check "cluster server: sideload still there" (clusterServer.systemd.services ? scrypted-sideload) "missing";
+    ++ check "cluster server: sideload still there" (
+      clusterServer.systemd.services ? scrypted-sideload
+    ) "missing";
 
   upstream = evalWith {
     upstream = true;
@@ -601,7 +627,8 @@ let
       && !(upstream.users.users.scrypted ? description)
     ) "the module must not define a second unit or user"
     ++ check "upstream services.scrypted: env file added" (
-      upstream.systemd.services.scrypted.serviceConfig.EnvironmentFile == [ "/run/scrypted-secrets/scrypted.env" ]
+      upstream.systemd.services.scrypted.serviceConfig.EnvironmentFile
+      == [ "/run/scrypted-secrets/scrypted.env" ]
     ) (builtins.toJSON upstream.systemd.services.scrypted.serviceConfig.EnvironmentFile)
     ++ check "upstream services.scrypted: its firewall switch stays off" (
       upstream.networking.firewall.allowedTCPPorts == [ 10443 ]
@@ -618,9 +645,9 @@ let
     };
   };
   noScryptedCase =
-    check "no pkgs.scrypted: assertion says what to set" (
-      lib.any (hasInfix "set mares.automation.scrypted.package") (failedAssertions noScrypted)
-    ) (builtins.toJSON (failedAssertions noScrypted))
+    check "no pkgs.scrypted: assertion says what to set"
+      (lib.any (hasInfix "set mares.automation.scrypted.package") (failedAssertions noScrypted))
+      (builtins.toJSON (failedAssertions noScrypted))
     ++ check "no pkgs.scrypted: a given package works" (
       let
         given = evalWith {

@@ -59,16 +59,10 @@ let
   checks = [
     (lib.assertMsg (failed server == [ ]) "server: ${toString (failed server)}")
     (lib.assertMsg (failed client == [ ]) "client: ${toString (failed client)}")
-    (lib.assertMsg (lib.any (lib.hasInfix ''"snapshott": closest available: "snapshot"'') (failed unknown))
-      "unknown plugin: expected an assertion naming \"snapshot\", got: ${toString (failed unknown)}"
-    )
+    (lib.assertMsg (lib.any (lib.hasInfix ''"snapshott": closest available: "snapshot"'') (failed unknown)) "unknown plugin: expected an assertion naming \"snapshot\", got: ${toString (failed unknown)}")
     (lib.assertMsg (!(client.config.systemd.services ? scrypted-sideload)) "client: runs no sideloadd")
-    (lib.assertMsg (lib.any (lib.hasInfix "/plugins/@scrypted/openvino/python") client.config.systemd.tmpfiles.rules)
-      "client: openvino's Python environment is laid out"
-    )
-    (lib.assertMsg (lib.any (lib.hasInfix "snapshot is ignored here") client.config.warnings)
-      "client: a warning for the node plugin"
-    )
+    (lib.assertMsg (lib.any (lib.hasInfix "/plugins/@scrypted/openvino/python") client.config.systemd.tmpfiles.rules) "client: openvino's Python environment is laid out")
+    (lib.assertMsg (lib.any (lib.hasInfix "snapshot is ignored here") client.config.warnings) "client: a warning for the node plugin")
     (lib.assertMsg (
       !(lib.elem 11080 server.config.networking.firewall.allowedTCPPorts)
       && lib.elem 10443 server.config.networking.firewall.allowedTCPPorts

@@ -79,9 +79,7 @@ mkScryptedPlugin {
           {
             nativeBuildInputs = [ unzip ];
             plugin = finalAttrs.finalPackage;
-            pins = lib.concatStringsSep "\n" (
-              lib.mapAttrsToList (name: r: "${name}==${r.pin}") requirements
-            );
+            pins = lib.concatStringsSep "\n" (lib.mapAttrsToList (name: r: "${name}==${r.pin}") requirements);
             inherit scryptedRequirements;
             passAsFile = [
               "pins"
