@@ -55,12 +55,12 @@ let
 
   unknownPlugins = filter (name: !(availablePlugins ? ${name})) cfg.plugins;
   knownPlugins = filter (name: availablePlugins ? ${name}) cfg.plugins;
-  declaredPackages = map (name: availablePlugins.${name}) knownPlugins;
+  resolvedPackages = map (name: availablePlugins.${name}) resolvedPlugins;
 
   # Plugins that bring their own runtime environment (openvino's Python
   # packages). They must also be laid out locally on cluster clients, which
   # run detection but never receive plugins from sideloadd.
-  provisioned = filter (pkg: pkg ? provision) declaredPackages;
+  provisioned = filter (pkg: pkg ? provision) resolvedPackages;
   notProvisioned = filter (name: !(availablePlugins.${name} ? provision)) knownPlugins;
 
   closestNames =
@@ -107,7 +107,7 @@ let
     plugins = map (name: {
       name = availablePlugins.${name}.pluginName or "@scrypted/${name}";
       path = "${availablePlugins.${name}}";
-    }) knownPlugins;
+    }) resolvedPlugins;
   };
 
   # A config that sideloadd rejects fails the system build here, not at boot.
@@ -201,20 +201,27 @@ let
     ) provisioned;
 
   # Scrypted installs a plugin's pluginDependencies only when it downloads the
-  # plugin from npm itself, never on a sideload, so they must be declared.
-  missingDependencies = lib.concatMap (
+  # plugin from npm itself, never on a sideload, so they are deployed along
+  # with the plugins that need them, as installing from Scrypted's UI would.
+  dependencyNames =
+    name: map (lib.removePrefix "@scrypted/") (availablePlugins.${name}.pluginDependencies or [ ]);
+
+  # The declared plugins first, then whatever they need, each once.
+  resolvedPlugins = map (entry: entry.key) (
+    builtins.genericClosure {
+      startSet = map (key: { inherit key; }) knownPlugins;
+      operator =
+        { key }: map (dep: { key = dep; }) (filter (dep: availablePlugins ? ${dep}) (dependencyNames key));
+    }
+  );
+
+  unavailableDependencies = lib.concatMap (
     name:
-    map
-      (dep: {
-        plugin = name;
-        dependency = lib.removePrefix "@scrypted/" dep;
-      })
-      (
-        filter (dep: !(lib.elem (lib.removePrefix "@scrypted/" dep) cfg.plugins)) (
-          availablePlugins.${name}.pluginDependencies or [ ]
-        )
-      )
-  ) knownPlugins;
+    map (dependency: {
+      plugin = name;
+      inherit dependency;
+    }) (filter (dep: !(availablePlugins ? ${dep})) (dependencyNames name))
+  ) resolvedPlugins;
 
   # A secret file's path is kept as a string: a path literal would be copied
   # into the world-readable store.
@@ -231,8 +238,8 @@ in
         pkgs.scrypted or (throw ''
           mares.automation.scrypted.package: this nixpkgs has no `scrypted` package.
           Set mares.automation.scrypted.package to a Scrypted server package (one whose
-          main program starts the server, like nixpkgs' `scrypted`), or use the
-          scrypted-nix overlay / a nixpkgs revision that packages it.'');
+          main program starts the server, like nixpkgs' `scrypted`), or follow a nixpkgs
+          revision that packages it.'');
     };
 
     role = mkOption {
@@ -261,8 +268,10 @@ in
       description = ''
         Plugins to install, by bare name (`"nvr"` for `@scrypted/nvr`): attribute names of
         `pluginSet`. On a server they are deployed into Scrypted at every boot where they are
-        not already in place, from the Nix store, without network access. Scrypted keeps
-        plugins that are installed but not listed here; removing a name does not uninstall it.
+        not already in place, from the Nix store, without network access. A plugin's
+        `pluginDependencies` (unifi-protect needs prebuffer-mixin) are deployed with it, as
+        Scrypted's own installer would. Scrypted keeps plugins that are installed but not
+        listed here; removing a name does not uninstall it.
       '';
     };
 
@@ -421,10 +430,12 @@ in
           message = unknownPluginMessage;
         }
         {
-          assertion = isServer -> missingDependencies == [ ];
-          message = "mares.automation.scrypted.plugins: Scrypted does not install plugin dependencies on a sideload; add ${
-            concatMapStringsSep ", " (m: "\"${m.dependency}\" (needed by ${m.plugin})") missingDependencies
-          } to plugins.";
+          assertion = unavailableDependencies == [ ];
+          message = "mares.automation.scrypted.plugins: ${
+            concatMapStringsSep ", " (
+              m: "${m.plugin} needs \"${m.dependency}\", which mares.automation.scrypted.pluginSet does not have"
+            ) unavailableDependencies
+          }. Add it to the plugin set (`nix run .#update` picks up every Node plugin on npm) or drop the plugin that needs it.";
         }
         {
           assertion = lib.unique cfg.plugins == cfg.plugins;

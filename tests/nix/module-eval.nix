@@ -72,6 +72,7 @@ let
         {
           inherit (args) pname version;
           pluginName = "@scrypted/${args.pname}";
+          pluginDependencies = args.pluginDependencies or [ ];
         }
         // args.passthru finalAttrs
       );
@@ -93,7 +94,15 @@ let
     onvif = mkPlugin "onvif" { };
     snapshot = mkPlugin "snapshot" { };
     homekit = mkPlugin "homekit" { };
-    unifi-protect = mkPlugin "unifi-protect" { };
+    unifi-protect = mkPlugin "unifi-protect" { pluginDependencies = [ "@scrypted/prebuffer-mixin" ]; };
+    # Depends on snapshot only here, to test that dependencies of dependencies count.
+    prebuffer-mixin = mkPlugin "prebuffer-mixin" { pluginDependencies = [ "@scrypted/snapshot" ]; };
+    doorbird = mkPlugin "doorbird" {
+      pluginDependencies = [
+        "@scrypted/prebuffer-mixin"
+        "@scrypted/not-packaged"
+      ];
+    };
     objectdetector = mkPlugin "objectdetector" { };
     inherit openvino;
     # What a scope carries besides packages.
@@ -492,11 +501,46 @@ let
       && hasInfix ''write bare names: "onvif"'' unknownMessages
     ) unknownMessages;
 
-  missingDep = evalWith { settings.plugins = [ "openvino" ]; };
-  missingDepCase =
-    check "pluginDependencies: must be declared"
-      (lib.any (hasInfix ''"objectdetector" (needed by openvino)'') (failedAssertions missingDep))
-      (builtins.toJSON (failedAssertions missingDep));
+  pluginNamesOf =
+    system:
+    map (p: p.name)
+      (lib.head system.systemd.services.scrypted-sideload.restartTriggers).env.unchecked.settings.plugins;
+
+  withDep = evalWith { settings.plugins = [ "openvino" ]; };
+  transitive = evalWith {
+    settings.plugins = [
+      "unifi-protect"
+      "snapshot"
+    ];
+  };
+  missingDep = evalWith { settings.plugins = [ "doorbird" ]; };
+  dependencyCase =
+    check "pluginDependencies: deployed without being declared"
+      (
+        failedAssertions withDep == [ ]
+        &&
+          pluginNamesOf withDep == [
+            "@scrypted/openvino"
+            "@scrypted/objectdetector"
+          ]
+      )
+      (
+        builtins.toJSON {
+          assertions = failedAssertions withDep;
+          plugins = pluginNamesOf withDep;
+        }
+      )
+    ++ check "pluginDependencies: followed through dependencies, each deployed once" (
+      pluginNamesOf transitive == [
+        "@scrypted/unifi-protect"
+        "@scrypted/snapshot"
+        "@scrypted/prebuffer-mixin"
+      ]
+    ) (builtins.toJSON (pluginNamesOf transitive))
+    ++
+      check "pluginDependencies: one the set lacks fails with the plugin that needs it"
+        (lib.any (hasInfix ''doorbird needs "not-packaged"'') (failedAssertions missingDep))
+        (builtins.toJSON (failedAssertions missingDep));
 
   detection = evalWith {
     settings.plugins = [
@@ -666,7 +710,7 @@ let
     tokenCase
     pathLiteralCase
     unknownCase
-    missingDepCase
+    dependencyCase
     detectionCase
     clientCase
     clientNoSecretCase

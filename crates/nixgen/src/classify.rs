@@ -16,6 +16,10 @@ pub struct Pin {
     pub description: String,
     /// `name <email>` as the registry lists it, or `unknown`.
     pub maintainer: String,
+    /// `scrypted.pluginDependencies`, sorted: Scrypted installs them only when
+    /// it downloads a plugin from npm itself, never on a sideload, so the
+    /// NixOS module has to bring them along.
+    pub dependencies: Vec<PluginName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,8 @@ pub enum ClassifyError {
     NoSha512(String),
     #[error("dist.integrity {0:?} is malformed")]
     BadIntegrity(String),
+    #[error("scrypted.pluginDependencies must be a list of @scrypted/<name> strings, found {0}")]
+    BadDependency(String),
 }
 
 /// Classifies the document fetched for `name` (and `held` version, if any).
@@ -151,13 +157,39 @@ pub fn classify(
         .and_then(Value::as_str)
         .ok_or(ClassifyError::MissingIntegrity)?;
     let hash = sha512_of(integrity)?;
+    let dependencies = dependencies(scrypted)?;
     Ok(Classified::Plugin(Pin {
         name: name.clone(),
         version,
         hash,
         description: description(obj, scrypted, name),
         maintainer: maintainer(obj),
+        dependencies,
     }))
+}
+
+/// A dependency outside `@scrypted/` could not be provided by this plugin set,
+/// and a malformed one must not be dropped silently (the plugin would then be
+/// deployed without it): both fail the plugin, which keeps its old pin.
+fn dependencies(scrypted: &Value) -> Result<Vec<PluginName>, ClassifyError> {
+    let bad = |v: &Value| ClassifyError::BadDependency(clean_line(&v.to_string(), 100));
+    let list = match scrypted.get("pluginDependencies") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(bad(other)),
+    };
+    let mut names = list
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .and_then(PluginName::from_scoped)
+                .and_then(Result::ok)
+                .ok_or_else(|| bad(v))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Picks the sha512 entry of an SRI string and checks it is a well-formed
@@ -260,6 +292,38 @@ mod tests {
                "scrypted": {"name": "Scrypted NVR"},
                "maintainers": [{"name": "koush", "email": "k@example.com"}],
                "dist": {"integrity": H}})
+    }
+
+    #[test]
+    fn plugin_dependencies_are_validated_and_sorted() {
+        let mut d = doc();
+        d["scrypted"]["pluginDependencies"] = json!([
+            "@scrypted/snapshot",
+            "@scrypted/prebuffer-mixin",
+            "@scrypted/snapshot"
+        ]);
+        let Ok(Classified::Plugin(p)) = classify(&nvr(), None, &d) else {
+            panic!("not a plugin")
+        };
+        let names: Vec<&str> = p.dependencies.iter().map(PluginName::as_str).collect();
+        assert_eq!(names, ["prebuffer-mixin", "snapshot"]);
+
+        for bad in [
+            json!(["@other/plugin"]),
+            json!(["@scrypted/../../etc"]),
+            json!(["snapshot"]),
+            json!([1]),
+            json!("@scrypted/snapshot"),
+        ] {
+            d["scrypted"]["pluginDependencies"] = bad.clone();
+            assert!(
+                matches!(
+                    classify(&nvr(), None, &d),
+                    Err(ClassifyError::BadDependency(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

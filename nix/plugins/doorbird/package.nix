@@ -6,6 +6,10 @@ mkScryptedPlugin {
   pname = "doorbird";
   version = "0.0.6";
   hash = "sha512-i6leO7zulJVHQNM0t589IH0xYP4Q8SS4lk7PFvn/p4dnmgQfG8MtciRJwOuYrLx/ypuZBjzdnkPfKiEjQ2ul6Q==";
+  pluginDependencies = [
+    "@scrypted/prebuffer-mixin"
+    "@scrypted/snapshot"
+  ];
   meta = {
     description = "Doorbird Plugin";
     homepage = "https://www.npmjs.com/package/@scrypted/doorbird";

@@ -6,6 +6,10 @@ mkScryptedPlugin {
   pname = "google-home";
   version = "0.0.61";
   hash = "sha512-tooXfQfTwewZ2Y927/jxJNSgmlkBklHvpPJ5cQrZaDVr3d1At8M8F1dtLJ5ul9bt3Cn14cCVQO1siLr7kLZrtQ==";
+  pluginDependencies = [
+    "@scrypted/cloud"
+    "@scrypted/webrtc"
+  ];
   meta = {
     description = "Google Home";
     homepage = "https://www.npmjs.com/package/@scrypted/google-home";

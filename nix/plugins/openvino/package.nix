@@ -62,6 +62,7 @@ mkScryptedPlugin {
   pname = "openvino";
   version = "0.1.199";
   hash = "sha512-31Zkx8DtjFe3F6qDxqoIvpO3nGPrBOTgMp6VNbr5+4rMtaN0tm22Bay3YtMFPjYAKJVDMPvqb3jjFROCcbDrQQ==";
+  pluginDependencies = [ "@scrypted/objectdetector" ];
 
   # A Python plugin: its entry point is main.py, not main.nodejs.js.
   postInstall = ''
@@ -109,9 +110,6 @@ mkScryptedPlugin {
           '';
     in
     {
-      # Scrypted installs these only when it downloads a plugin from npm itself.
-      pluginDependencies = [ "@scrypted/objectdetector" ];
-
       inherit pythonEnv pipTarget;
 
       # Read by the NixOS module: tmpfiles lays these out under Scrypted's

@@ -142,7 +142,7 @@ let
       hasWorkspace = builtins.elem "Cargo.toml" files && builtins.elem "Cargo.lock" files;
       hasBothCrates =
         builtins.elem "crates/nixgen/Cargo.toml" files && builtins.elem "crates/sideloadd/Cargo.toml" files;
-      hasTemplates = builtins.elem "templates/mk-scrypted-plugin.nix" files;
+      hasTemplates = builtins.elem "templates/mk-scrypted-plugin.nix.askama" files;
       # Nothing but cargo's inputs: a Nix or test change must not rebuild the tools.
       onlyCargoInputs = lib.all (
         f:

@@ -8,7 +8,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// After an edit of templates/mk-scrypted-plugin.nix, the committed builder
+/// After an edit of templates/mk-scrypted-plugin.nix.askama, the committed builder
 /// must be regenerated (`nix run .#update`), not edited by hand.
 #[test]
 fn committed_builder_matches_its_template() {
@@ -75,11 +75,30 @@ fn committed_packages_are_well_formed() {
         .collect();
     let expr = format!(
         "builtins.mapAttrs (_: f: let p = f {{ mkScryptedPlugin = x: x; }}; in \
-         {{ top = builtins.attrNames p; meta = builtins.attrNames p.meta; }}) {{\n{attrs}}}"
+         {{ top = builtins.attrNames (removeAttrs p [ \"pluginDependencies\" ]); \
+         meta = builtins.attrNames p.meta; deps = p.pluginDependencies or null; }}) {{\n{attrs}}}"
     );
     let got = nix_eval(&expr);
     for (name, _) in &generated {
         let want = serde_json::json!({"top": ["hash", "meta", "pname", "version"], "meta": ["description", "homepage"]});
-        assert_eq!(got[name], want, "{name}");
+        assert_eq!(
+            serde_json::json!({"top": got[name]["top"], "meta": got[name]["meta"]}),
+            want,
+            "{name}"
+        );
+        // Written only when there are some, always as scoped plugin names.
+        let deps = &got[name]["deps"];
+        if !deps.is_null() {
+            let list = deps.as_array().expect("pluginDependencies is a list");
+            assert!(!list.is_empty(), "{name}: empty pluginDependencies written");
+            for d in list {
+                let d = d.as_str().expect("a string");
+                assert!(
+                    d.strip_prefix("@scrypted/")
+                        .is_some_and(|bare| nixgen::name::PluginName::new(bare).is_ok()),
+                    "{name}: bad dependency {d:?}"
+                );
+            }
+        }
     }
 }

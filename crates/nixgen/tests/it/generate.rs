@@ -181,7 +181,25 @@ fn evaluate_against_registry(root: &Path, plugins: &[String]) {
             got["meta"]["homepage"],
             format!("https://www.npmjs.com/package/@scrypted/{name}")
         );
+        // Sorted as nixgen writes them; absent when the plugin needs none.
+        let mut deps: Vec<&str> = doc["scrypted"]["pluginDependencies"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        deps.sort_unstable();
+        let got_deps: Vec<&str> = got["pluginDependencies"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(got_deps, deps, "{name}");
     }
+    // The snapshot has plugins with dependencies: the comparison above is not vacuous.
+    assert!(
+        plugins.iter().any(|n| evaluated[n]["pluginDependencies"]
+            .as_array()
+            .is_some_and(|a| a.len() > 1)),
+        "no generated plugin carries several pluginDependencies"
+    );
 }
 
 #[test]
