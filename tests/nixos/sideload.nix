@@ -91,6 +91,11 @@ pkgs.testers.runNixOSTest {
           )
 
 
+      def sideload_status():
+          """sideloadd's last STATUS= line, as systemd keeps it."""
+          return server.succeed("systemctl show -P StatusText scrypted-sideload.service").strip()
+
+
       def http_status(url, token=None):
           auth = f"-H 'Authorization: Bearer {token}'" if token else ""
           return server.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' {auth} {url}").strip()
@@ -104,8 +109,8 @@ pkgs.testers.runNixOSTest {
           first_zips = deployed_zips(plugins)
           first_state = sideload_state()
           assert_running(plugins, token)
-          print(server.succeed("systemctl show -P StatusText scrypted-sideload.service"))
           print(server.succeed("journalctl -b -u scrypted-sideload.service -o cat"))
+          assert sideload_status() == f"{len(plugins)} plugins in place, 0 skipped"
 
       with subtest("the admin token works, nothing else does"):
           assert http_status(f"{http}/web/component/script/setup") == "401"
@@ -130,8 +135,8 @@ pkgs.testers.runNixOSTest {
           assert deployed_zips(plugins) == first_zips, "a plugin was deployed again"
           assert sideload_state() == first_state, "sideloadd's state changed"
           assert_running(plugins, token)
-          print(server.succeed("systemctl show -P StatusText scrypted-sideload.service"))
           print(server.succeed("journalctl -b -u scrypted-sideload.service -o cat"))
+          assert sideload_status() == f"{len(plugins)} plugins in place, {len(plugins)} skipped"
 
       with subtest("a new plugin in the set is deployed alone"):
           server.succeed(
@@ -141,5 +146,6 @@ pkgs.testers.runNixOSTest {
           zips = deployed_zips(more)
           assert {n: zips[n] for n in plugins} == first_zips, "an unchanged plugin was redeployed"
           assert_running(more, token)
+          assert sideload_status() == f"{len(more)} plugins in place, {len(plugins)} skipped"
     '';
 }
