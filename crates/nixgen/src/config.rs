@@ -124,13 +124,6 @@ mod tests {
     }
 
     #[test]
-    fn the_committed_config_parses() {
-        let text = include_str!("../../../nix/plugins/nixgen.toml");
-        let c = Config::parse(text, Path::new(CONFIG_PATH)).expect("committed config");
-        assert!(c.registry.is_none(), "NPM_CONFIG_REGISTRY would be ignored");
-    }
-
-    #[test]
     fn rejects_bad_names_versions_and_keys() {
         for bad in [
             "extra = [\"../x\"]",

@@ -137,6 +137,7 @@ let
         cargoBuildFlags
         cargoTestFlags
         ;
+      checkFlags = args.checkFlags or [ ];
       inherit (args.meta) mainProgram;
       lockFile = baseNameOf (toString args.cargoLock.lockFile);
       hasWorkspace = builtins.elem "Cargo.toml" files && builtins.elem "Cargo.lock" files;
@@ -166,6 +167,8 @@ let
       "-p"
       name
     ];
+    # nixgen's committed-tree tests need nix/, which its build source leaves out.
+    checkFlags = lib.optional hasTemplates "--skip=committed::";
     mainProgram = name;
     lockFile = "Cargo.lock";
     hasWorkspace = true;

@@ -8,6 +8,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The repository's own config loads, and leaves the registry to the
+/// environment: a `registry` key would make NPM_CONFIG_REGISTRY ineffective.
+#[test]
+fn committed_config_loads() {
+    assert!(repo().join("nix/plugins/nixgen.toml").is_file());
+    let c = nixgen::config::Config::load(&repo()).expect("nix/plugins/nixgen.toml");
+    assert!(c.registry.is_none(), "NPM_CONFIG_REGISTRY would be ignored");
+}
+
 /// After an edit of templates/mk-scrypted-plugin.nix.askama, the committed builder
 /// must be regenerated (`nix run .#update`), not edited by hand.
 #[test]
