@@ -20,6 +20,10 @@ let
       system.stateVersion = lib.trivial.release;
       mares.automation.scrypted = {
         enable = true;
+        # Only instantiated here, never run: where nixpkgs has no Scrypted, a
+        # stand-in lets the rest of the module be evaluated (the missing-package
+        # assertion itself is covered by tests/nix/module-eval.sh).
+        package = pkgs.scrypted or (pkgs.writeShellScriptBin "scrypted-serve" "exit 1");
       }
       // settings;
     };

@@ -225,7 +225,7 @@ in
   (same "packages" [ "default" "nixgen" "sideloadd" ] (lib.attrNames without.packages.${x86}))
   (same "apps" [ "update" ] (lib.attrNames without.apps.${x86}))
   (same "devShells" [ "default" ] (lib.attrNames without.devShells.${x86}))
-  (same "checks on x86_64-linux" [
+  (same "checks on x86_64-linux with nixpkgs' scrypted" [
     "formatting"
     "module-eval"
     "nixgen"
@@ -234,6 +234,15 @@ in
     "plugin-unifi-protect"
     "sideloadd"
     "vm-sideload"
+  ] (lib.attrNames with'.checks.${x86}))
+  (same "checks on x86_64-linux without it (no Scrypted to boot: no VM test)" [
+    "formatting"
+    "module-eval"
+    "nixgen"
+    "plugin-homekit"
+    "plugin-snapshot"
+    "plugin-unifi-protect"
+    "sideloadd"
   ] (lib.attrNames without.checks.${x86}))
   (same "checks on aarch64-linux (no VM test)" [
     "formatting"
