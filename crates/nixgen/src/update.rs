@@ -78,6 +78,12 @@ pub enum PluginError {
     },
     #[error("@scrypted/{plugin} is not in the registry ({url})")]
     NotFound { plugin: PluginName, url: Url },
+    #[error("@scrypted/{plugin} answers 404 at {url}, but {why}")]
+    Unconfirmed404 {
+        plugin: PluginName,
+        url: Url,
+        why: &'static str,
+    },
     #[error("bad registry data for @scrypted/{plugin} from {url}")]
     Data {
         plugin: PluginName,
@@ -208,16 +214,23 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         }
     };
     let (searched, mut results) = tokio::join!(search, fetch(known_fetch));
+    // What a successful search listed: the only evidence, beside a 404, that a
+    // pinned plugin really left the registry.
+    let mut listed = None;
     if let Some(searched) = searched {
         let found = match searched {
             Ok(found) => found,
             Err(e) => {
                 let msg = report::chain(&e);
-                tracing::warn!("search failed, refreshing the known plugins only: {msg}");
+                // The summary says so; once is enough.
+                tracing::debug!("search failed, refreshing the known plugins only: {msg}");
                 report.search_error = Some(msg);
                 Searched::default()
             }
         };
+        if report.search_error.is_none() {
+            listed = Some(found.names.clone());
+        }
         for (raw, why) in found.invalid {
             push_skip(&mut report, raw, SkipReason::InvalidName(why), "");
         }
@@ -236,7 +249,13 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         push_skip(&mut report, name.to_string(), reason, "");
     }
 
-    let mut actions = plan(results, &scan.plugins, opts.keep_removed, &mut report);
+    let mut actions = plan(
+        results,
+        &scan.plugins,
+        listed.as_ref(),
+        opts.keep_removed,
+        &mut report,
+    );
 
     if opts.verify {
         verify_changes(&tarballs, opts.jobs, &mut actions, &mut report).await;
@@ -282,6 +301,7 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
 fn plan(
     results: Vec<(PluginName, Result<Fetched, PluginError>)>,
     tree: &BTreeMap<PluginName, Entry>,
+    listed: Option<&BTreeSet<PluginName>>,
     keep_removed: bool,
     report: &mut Report,
 ) -> BTreeMap<PluginName, Action> {
@@ -310,6 +330,26 @@ fn plan(
                         &PluginError::NotFound {
                             plugin: name.clone(),
                             url,
+                        },
+                    );
+                    continue;
+                }
+                // A 404 alone is what a partial mirror or a registry outage also
+                // answers; removing the pin on it would lose it for nothing.
+                let why = match listed {
+                    None => Some("no registry search confirmed it was removed"),
+                    Some(l) if l.contains(&name) => Some("the registry search still lists it"),
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    fail(
+                        report,
+                        &name,
+                        old_version,
+                        &PluginError::Unconfirmed404 {
+                            plugin: name.clone(),
+                            url,
+                            why,
                         },
                     );
                     continue;

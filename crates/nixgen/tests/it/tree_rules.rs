@@ -285,12 +285,59 @@ fn failed_search_refreshes_known_plugins() {
     );
     assert_eq!(r["updated"][0]["name"], "known");
     assert!(!plugin_file(root.path(), "new").exists());
+    // Said once, in the report (search_error above), not again on stderr.
     assert_eq!(
         out.stderr.matches("search failed").count(),
-        1,
+        0,
         "{}",
         out.stderr
     );
+    // The text summary says it too, and only it.
+    let text = nixgen(root.path(), &server.url, &[]);
+    let said = format!("{}{}", text.stdout, text.stderr);
+    assert_eq!(said.matches("search failed").count(), 1, "{said}");
+}
+
+/// A 404 is also what a partial mirror or an outage answers: without a
+/// successful search that no longer lists the plugin, its pin must survive.
+#[test]
+fn a_404_alone_never_removes_a_pin() {
+    let server = small_registry(&["p"]);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
+    let pinned = read(&plugin_file(root.path(), "p"));
+    server.remove("/@scrypted/p/latest");
+
+    let cases: [(&str, &[&str], &str); 3] = [
+        (
+            "search still lists it",
+            &["--json"],
+            "the registry search still lists it",
+        ),
+        (
+            "--only, no search",
+            &["--json", "--only", "p"],
+            "no registry search confirmed",
+        ),
+        ("search failed", &["--json"], "no registry search confirmed"),
+    ];
+    for (case, args, why) in cases {
+        if case == "search failed" {
+            server.set("/-/v1/search", Reply::status(500));
+        }
+        let out = nixgen(root.path(), &server.url, args);
+        assert_eq!(out.code, 2, "{case}: {out:?}");
+        let r = out.json();
+        assert!(names(&r, "removed").is_empty(), "{case}: {r}");
+        assert_eq!(r["failed"][0]["name"], "p", "{case}: {r}");
+        assert_eq!(r["failed"][0]["kept"], "1.0.0", "{case}: {r}");
+        let error = r["failed"][0]["error"].as_str().expect("error");
+        assert!(
+            error.contains(why) && error.contains("/@scrypted/p/latest"),
+            "{case}: {error}"
+        );
+        assert_eq!(read(&plugin_file(root.path(), "p")), pinned, "{case}");
+    }
 }
 
 #[test]
