@@ -110,7 +110,7 @@ pub struct RequestRecord {
 }
 
 /// What the fake's "database" holds for one plugin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PluginRecord {
     pub package_json: Value,
     /// md5 of the zip stored by the last deploy (stored even when it is corrupt).
@@ -297,16 +297,7 @@ impl FakeScrypted {
     /// Stores a setup record directly, as an earlier sideloader would have.
     pub fn seed_setup(&self, npm_name: &str, package_json: Value) {
         let mut st = self.shared.lock();
-        let rec = st
-            .db
-            .entry(npm_name.into())
-            .or_insert_with(|| PluginRecord {
-                package_json: Value::Null,
-                zip_md5: None,
-                pid: None,
-                loaded: false,
-                deploys: 0,
-            });
+        let rec = st.db.entry(npm_name.into()).or_default();
         rec.package_json = package_json;
     }
 }
@@ -604,16 +595,7 @@ fn setup(shared: &Shared, npm: Option<&str>, content_type: Option<&str>, body: &
         return Response::text(500, "Internal Server Error");
     };
     let mut st = shared.lock();
-    let rec = st
-        .db
-        .entry(npm.to_string())
-        .or_insert_with(|| PluginRecord {
-            package_json: Value::Null,
-            zip_md5: None,
-            pid: None,
-            loaded: false,
-            deploys: 0,
-        });
+    let rec = st.db.entry(npm.to_string()).or_default();
     rec.package_json = package_json;
     Response::text(200, "ok")
 }
