@@ -541,26 +541,26 @@ async fn handle(
     (record, Some(response), after)
 }
 
+/// The media type of a Content-Type header, without parameters, lowercased.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 fn is_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|c| {
-        let c = c
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let c = media_type(c);
         c == "application/json" || c.ends_with("+json")
     })
 }
 
 fn is_raw(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|c| {
-        let c = c
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let c = media_type(c);
         c.starts_with("application/")
             && !is_json(Some(&c))
             && c != "application/x-www-form-urlencoded"
