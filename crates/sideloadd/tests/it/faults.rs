@@ -199,6 +199,23 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
     assert_eq!(h.deploys(), vec![1, 0]);
 }
 
+/// Sends SIGTERM as systemd does on stop, and waits for sideloadd to exit
+/// with its "stopped by a signal" status.
+async fn stop_with_sigterm(child: tokio::process::Child) -> std::process::Output {
+    let pid = child.id().expect("pid");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("stopped in time")
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(4));
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_between_requests() {
     let h = Harness::start(Setup {
@@ -211,23 +228,13 @@ async fn sigterm_stops_between_requests() {
         .command(&["run", "--config", crate::harness::path_str(&h.config)])
         .spawn()
         .expect("spawn");
-    let pid = child.id().expect("pid");
     // Wait for the first deploy to be answered, then stop it.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while h.deploys()[0] == 0 {
         assert!(std::time::Instant::now() < deadline, "no deploy seen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("stopped in time")
-        .expect("wait");
-    assert_eq!(out.status.code(), Some(4));
+    let out = stop_with_sigterm(child).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("stopped by a signal"), "{stderr}");
     let deploys = h.deploys();
@@ -260,19 +267,9 @@ async fn sigterm_interrupts_the_readiness_wait_at_once() {
         .command(&["run", "--config", crate::harness::path_str(&h.config)])
         .spawn()
         .expect("spawn");
-    let pid = child.id().expect("pid");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let sent = std::time::Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("stopped in time")
-        .expect("wait");
-    assert_eq!(out.status.code(), Some(4));
+    let out = stop_with_sigterm(child).await;
     assert!(
         sent.elapsed() < Duration::from_secs(3),
         "{:?}",
