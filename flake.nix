@@ -34,9 +34,6 @@
           "overrideDerivation"
         ];
 
-      # Also where the pinned nixpkgs has no scrypted package to hang them off.
-      pluginsOf = pkgs: pkgs.scrypted.plugins or (pluginSet pkgs);
-
       # Built by `nix flake check` on every system: enough to catch a broken
       # builder or fetch without building all ~60 plugins.
       checkedPlugins = [
@@ -46,22 +43,20 @@
       ];
     in
     {
-      overlays.default =
-        final: prev:
-        {
-          nixgen = final.callPackage ./nix/packages/nixgen.nix { };
-          sideloadd = final.callPackage ./nix/packages/sideloadd.nix { };
-        }
-        # Only where nixpkgs packages Scrypted: defining a bare `scrypted` here would
-        # make `pkgs ? scrypted` true without a server to run, which the module reads
-        # as "nixpkgs has Scrypted".
-        // lib.optionalAttrs (prev ? scrypted) {
-          scrypted = prev.scrypted.overrideAttrs (old: {
-            passthru = old.passthru or { } // {
-              plugins = pluginSet final;
-            };
-          });
-        };
+      overlays.default = final: prev: {
+        nixgen = final.callPackage ./nix/packages/nixgen.nix { };
+        sideloadd = final.callPackage ./nix/packages/sideloadd.nix { };
+        # nixpkgs has no Scrypted server (NixOS/nixpkgs#220494 is open; the
+        # packages proposed in #373883 and #404971 were not merged). Should it
+        # gain one, that one is used; either way the plugins hang off it.
+        scrypted =
+          (prev.scrypted or (final.callPackage ./nix/packages/scrypted/package.nix { })).overrideAttrs
+            (old: {
+              passthru = old.passthru or { } // {
+                plugins = pluginSet final;
+              };
+            });
+      };
 
       # An attribute set importing the path, not the bare path: older Nix (such as
       # 2.8) rejects a path in `nix flake check`, while the import keeps the module
@@ -78,11 +73,12 @@
         }
       );
 
-      # `nix build .#scrypted.plugins.nvr` works with or without nixpkgs' scrypted.
+      # `nix build .#scrypted` is the server, `nix build .#scrypted.plugins.nvr`
+      # a plugin.
       legacyPackages = forAllSystems (
         { pkgs, ... }:
         {
-          scrypted = pkgs.scrypted or { plugins = pluginsOf pkgs; };
+          inherit (pkgs) scrypted;
         }
       );
 
@@ -91,44 +87,26 @@
         {
           update = {
             type = "app";
-            meta.description = "Regenerate nix/plugins from the npm registry in the current checkout";
+            meta.description = "Regenerate nix/plugins from the npm registry and refresh the Scrypted server pin, in the current checkout";
             program = lib.getExe (
               pkgs.writeShellApplication {
                 name = "scrypted-nix-update";
-                # openvino's update step brings its own logic but not its tools.
+                # Everything the update steps call (nix/update.sh, openvino's and
+                # the server's update.sh): a stock NixOS has no unzip.
                 runtimeInputs = [
                   pkgs.nixgen
                   pkgs.git
                   pkgs.coreutils
                   pkgs.curl
                   pkgs.jq
+                  pkgs.gnutar
+                  pkgs.gzip
+                  pkgs.gnused
+                  pkgs.gnugrep
+                  pkgs.unzip
+                  pkgs.nix
                 ];
-                text = ''
-                  # The flake source in the store is read-only: write to the checkout
-                  # the command is run in.
-                  root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
-                  if [ ! -e "$root/flake.nix" ] || [ ! -d "$root/nix" ]; then
-                    echo "update: $root is not a scrypted-nix checkout; run this from inside one" >&2
-                    exit 1
-                  fi
-
-                  status=0
-                  nixgen update --root "$root" "$@" || status=$?
-
-                  # openvino pins a Python environment nixgen knows nothing about. Its
-                  # step only runs on a plain update: with arguments (--check,
-                  # --dry-run, --only ...) the caller asked nixgen for something narrower.
-                  openvino=$root/nix/plugins/openvino/update.sh
-                  if [ -e "$openvino" ]; then
-                    if [ "$#" -eq 0 ]; then
-                      (cd "$root" && bash "$openvino") || status=$?
-                    else
-                      echo "update: arguments given, skipping $openvino"
-                    fi
-                  fi
-
-                  exit "$status"
-                '';
+                text = builtins.readFile ./nix/update.sh;
               }
             );
           };
@@ -138,7 +116,7 @@
       checks = forAllSystems (
         { system, pkgs }:
         {
-          inherit (pkgs) nixgen sideloadd;
+          inherit (pkgs) nixgen sideloadd scrypted;
 
           formatting =
             pkgs.runCommand "scrypted-nix-formatting"
@@ -162,12 +140,10 @@
           module-eval = import ./tests/nixos/eval.nix { inherit pkgs self; };
         }
         // lib.mapAttrs' (name: lib.nameValuePair "plugin-${name}") (
-          lib.getAttrs checkedPlugins (pluginsOf pkgs)
+          lib.getAttrs checkedPlugins pkgs.scrypted.plugins
         )
-        # NixOS VM tests need KVM, which CI offers on x86_64 only, and a Scrypted
-        # server to boot, which only nixpkgs can provide: where the locked nixpkgs
-        # has none, run it with `--override-input nixpkgs` on a revision that does.
-        // lib.optionalAttrs (system == "x86_64-linux" && pkgs ? scrypted) {
+        # NixOS VM tests need KVM, which CI machines offer on x86_64 only.
+        // lib.optionalAttrs (system == "x86_64-linux") {
           vm-sideload = import ./tests/nixos/sideload.nix { inherit pkgs self; };
         }
       );

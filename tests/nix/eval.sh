@@ -131,6 +131,18 @@ actual=$(jq -c 'sort' "$tmp/names.json")
 }
 echo "ok: .#scrypted.plugins lists the $(jq length "$tmp/names.json") plugin directories"
 
+server=$(nix eval "${opts[@]}" --json "$flake#scrypted" --apply 's: { inherit (s) name; inherit (s.meta) mainProgram; }' 2>"$tmp/eval.log") || {
+  cat "$tmp/eval.log" >&2
+  echo "FAIL: nix eval .#scrypted" >&2
+  exit 1
+}
+expected_server=$(jq -c '{name: "scrypted-\(.version)", mainProgram: "scrypted-serve"}' nix/packages/scrypted/pin.json)
+[ "$(jq -cS . <<<"$server")" = "$(jq -cS . <<<"$expected_server")" ] || {
+  echo "FAIL: .#scrypted is $server, expected $expected_server" >&2
+  exit 1
+}
+echo "ok: .#scrypted is the server: $server"
+
 flake_drv=$(nix eval "${opts[@]}" --raw "$flake#scrypted.plugins.snapshot.drvPath" 2>/dev/null)
 harness_drv=$(nix-instantiate tests/nix/lib/plugins.nix -A packages.snapshot 2>/dev/null)
 [ "$flake_drv" = "$harness_drv" ] || {

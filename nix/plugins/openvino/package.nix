@@ -111,6 +111,9 @@ mkScryptedPlugin {
     in
     {
       inherit pythonEnv pipTarget;
+      # nixgen leaves hand-maintained plugins alone, so the builder's default
+      # (`nix run .#update -- --only openvino`) would change nothing.
+      updateScript = [ ./update.sh ];
 
       # Read by the NixOS module: tmpfiles lays these out under Scrypted's
       # volume (paths are relative to it), on the server and on cluster clients.

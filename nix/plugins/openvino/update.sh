@@ -6,11 +6,43 @@
 # requirement that is new (or gone) needs a hand edit of package.nix; this
 # script then stops and says which.
 #
-# Usage: update.sh [--registry URL]   (default: $NPM_REGISTRY or registry.npmjs.org)
-# Needs: bash, curl, jq, tar, unzip, coreutils, sed.
+# Usage: update.sh [--registry URL]
+# The registry is the one nixgen uses: --registry, else `registry` in
+# nix/plugins/nixgen.toml, else $NPM_CONFIG_REGISTRY, else registry.npmjs.org.
+# It edits the package.nix beside it or, run from the store as
+# passthru.updateScript, nix/plugins/openvino/package.nix under the current
+# directory (nixpkgs runs update scripts from the root of the checkout).
+# Needs: bash, curl, jq, tar, gzip, unzip, coreutils, sed, grep.
 set -euo pipefail
 
-registry=${NPM_REGISTRY:-https://registry.npmjs.org}
+die() {
+  echo "openvino update: $*" >&2
+  exit 1
+}
+
+for tool in curl jq tar gzip unzip sed grep sha512sum base64 cmp; do
+  command -v "$tool" >/dev/null || die "needs $tool on PATH"
+done
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ -f $here/package.nix ]]; then
+  plugins=$(dirname "$here")
+else
+  plugins=$PWD/nix/plugins
+fi
+nixfile=$plugins/openvino/package.nix
+[[ -f $nixfile ]] || die "$nixfile not found; run from the root of a scrypted-nix checkout"
+
+# nixgen.toml's top-level `registry = "..."` (a one-line basic string, as the
+# shipped file shows it); keys after the first [table] belong to that table.
+config=$plugins/nixgen.toml
+registry=
+top=$([[ -f $config ]] && sed '/^[[:space:]]*\[/,$d' "$config" || true)
+if grep -Eq '^[[:space:]]*registry[[:space:]]*=' <<<"$top"; then
+  registry=$(sed -nE 's/^[[:space:]]*registry[[:space:]]*=[[:space:]]*"([^"\\]+)"[[:space:]]*(#.*)?$/\1/p' <<<"$top")
+  [[ -n $registry ]] || die "cannot read the registry line of $config (write it as registry = \"https://...\")"
+fi
+registry=${registry:-${NPM_CONFIG_REGISTRY:-https://registry.npmjs.org}}
 while (($#)); do
   case $1 in
     --registry)
@@ -25,15 +57,8 @@ while (($#)); do
 done
 registry=${registry%/}
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-nixfile=$here/package.nix
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-die() {
-  echo "openvino update: $*" >&2
-  exit 1
-}
 
 curl -fsSL --retry 3 "$registry/@scrypted/openvino/latest" -o "$work/latest.json" ||
   die "cannot fetch $registry/@scrypted/openvino/latest"
@@ -53,9 +78,16 @@ hex=$(sha512sum "$work/plugin.tgz" | cut -d' ' -f1)
 actual="sha512-$(for ((i = 0; i < ${#hex}; i += 2)); do printf '%b' "\\x${hex:i:2}"; done | base64 -w0)"
 [[ $actual == "$integrity" ]] || die "tarball hash $actual does not match the registry's $integrity"
 
-tar -xzf "$work/plugin.tgz" -C "$work" package/dist/plugin.zip
-unzip -p "$work/package/dist/plugin.zip" requirements.txt >"$work/requirements.txt" ||
-  die "plugin.zip of $version has no requirements.txt"
+tar -xzf "$work/plugin.tgz" -C "$work" package/dist/plugin.zip ||
+  die "$tarball has no package/dist/plugin.zip"
+# unzip exits 11 when the archive is fine but lacks the file.
+zip_status=0
+unzip -p "$work/package/dist/plugin.zip" requirements.txt >"$work/requirements.txt" || zip_status=$?
+case $zip_status in
+  0) ;;
+  11) die "plugin.zip of $version has no requirements.txt" ;;
+  *) die "cannot read plugin.zip of $version (unzip exit $zip_status)" ;;
+esac
 
 declare -A pins=()
 while IFS= read -r line; do

@@ -29,14 +29,8 @@ let
     withScrypted:
     lib.makeExtensible (
       self:
-      {
-        inherit lib;
-        inherit (standIns)
-          stdenvNoCC
-          fetchurl
-          unzip
-          jq
-          ;
+      removeAttrs standIns [ "hostTools" ]
+      // {
         callPackage = lib.callPackageWith self;
         newScope = extra: lib.callPackageWith (self // extra);
       }
@@ -55,6 +49,7 @@ let
     self;
 
   without = outputsWith false;
+  pin = lib.importJSON (root + "/nix/packages/scrypted/pin.json");
   with' = outputsWith true;
 
   pluginsDir = root + "/nix/plugins";
@@ -225,32 +220,36 @@ in
   (same "packages" [ "default" "nixgen" "sideloadd" ] (lib.attrNames without.packages.${x86}))
   (same "apps" [ "update" ] (lib.attrNames without.apps.${x86}))
   (same "devShells" [ "default" ] (lib.attrNames without.devShells.${x86}))
-  (same "checks on x86_64-linux with nixpkgs' scrypted" [
+  (same "checks on x86_64-linux at the lock: the server and the VM test booting it" [
     "formatting"
     "module-eval"
     "nixgen"
     "plugin-homekit"
     "plugin-snapshot"
     "plugin-unifi-protect"
+    "scrypted"
+    "sideloadd"
+    "vm-sideload"
+  ] (lib.attrNames without.checks.${x86}))
+  (same "checks on x86_64-linux with a nixpkgs that has scrypted" [
+    "formatting"
+    "module-eval"
+    "nixgen"
+    "plugin-homekit"
+    "plugin-snapshot"
+    "plugin-unifi-protect"
+    "scrypted"
     "sideloadd"
     "vm-sideload"
   ] (lib.attrNames with'.checks.${x86}))
-  (same "checks on x86_64-linux without it (no Scrypted to boot: no VM test)" [
+  (same "checks on aarch64-linux (no VM test: no KVM there)" [
     "formatting"
     "module-eval"
     "nixgen"
     "plugin-homekit"
     "plugin-snapshot"
     "plugin-unifi-protect"
-    "sideloadd"
-  ] (lib.attrNames without.checks.${x86}))
-  (same "checks on aarch64-linux (no VM test)" [
-    "formatting"
-    "module-eval"
-    "nixgen"
-    "plugin-homekit"
-    "plugin-snapshot"
-    "plugin-unifi-protect"
+    "scrypted"
     "sideloadd"
   ] (lib.attrNames without.checks.aarch64-linux))
   (check "nixosModules.default imports ./modules" (
@@ -275,9 +274,29 @@ in
   (same "nix/packages/nixgen.nix" (rustExpected "nixgen" true) (rustSummary "nixgen.nix"))
   (same "nix/packages/sideloadd.nix" (rustExpected "sideloadd" false) (rustSummary "sideloadd.nix"))
 
-  (same "overlay without nixpkgs' scrypted adds only the tools" [ "nixgen" "sideloadd" ] (
+  (same "overlay: the tools and the server" [ "nixgen" "scrypted" "sideloadd" ] (
     lib.attrNames (without.overlays.default (fakePkgs false) (fakePkgs false))
   ))
+  (same "legacyPackages.scrypted at the lock: this repository's server at the pinned commit"
+    {
+      name = "scrypted-${pin.version}";
+      mainProgram = "scrypted-serve";
+      inherit (pin) rev;
+    }
+    (
+      let
+        server = without.legacyPackages.${x86}.scrypted;
+      in
+      {
+        inherit (server) name;
+        inherit (server.meta) mainProgram;
+        inherit (server.src) rev;
+      }
+    )
+  )
+  (same "checks.scrypted is the server of legacyPackages" without.legacyPackages.${x86}.scrypted.name
+    without.checks.${x86}.scrypted.name
+  )
   (same "legacyPackages.scrypted.plugins without nixpkgs' scrypted" expected (
     describe without.legacyPackages.${x86}.scrypted.plugins
   ))

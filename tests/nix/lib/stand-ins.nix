@@ -124,12 +124,40 @@ let
           prev // (if builtins.isFunction delta then g final prev else delta)
         );
     };
+  # What nix/packages/scrypted/package.nix takes, enough to evaluate it (its
+  # name, metadata and the plugins the overlay hangs off it), never to build it:
+  # that needs nixpkgs' buildNpmPackage and the network.
+  notBuilt = name: {
+    inherit name;
+    type = "derivation";
+    outPath = throw "stand-in ${name} cannot be built here";
+    meta.mainProgram = name;
+  };
+  python3 = notBuilt "python3" // {
+    pythonVersion = "3.13";
+    withPackages = _: notBuilt "python3-env" // { interpreter = "python3-env/bin/python3"; };
+  };
 in
 {
   inherit lib hostTools;
   stdenvNoCC = {
     inherit mkDerivation;
   };
+  stdenv = {
+    inherit mkDerivation;
+    cc.cc.lib = notBuilt "libstdc++";
+  };
+  buildNpmPackage = args: mkDerivation (removeAttrs args [ "nodejs" ]);
+  importNpmLock = {
+    __functor = _: _: notBuilt "npm-deps";
+    npmConfigHook = notBuilt "npm-config-hook";
+  };
+  fetchFromGitHub = args: notBuilt "source" // { inherit (args) owner repo rev; };
+  nodejs_22 = notBuilt "node";
+  ffmpeg-headless = notBuilt "ffmpeg";
+  makeWrapper = notBuilt "make-wrapper";
+  autoPatchelfHook = notBuilt "auto-patchelf-hook";
+  inherit python3;
   fetchurl = import <nix/fetchurl.nix>;
   unzip = hostTools "stand-in-unzip" [ "unzip" ];
   jq = hostTools "stand-in-jq" [ "jq" ];

@@ -12,17 +12,14 @@
         let
           standIns = import ./stand-ins.nix { inherit lib system; };
         in
-        lib.makeExtensible (self: {
-          inherit lib;
-          inherit (standIns)
-            stdenvNoCC
-            fetchurl
-            unzip
-            jq
-            ;
-          callPackage = lib.callPackageWith self;
-          newScope = extra: lib.callPackageWith (self // extra);
-        });
+        lib.makeExtensible (
+          self:
+          removeAttrs standIns [ "hostTools" ]
+          // {
+            callPackage = lib.callPackageWith self;
+            newScope = extra: lib.callPackageWith (self // extra);
+          }
+        );
     in
     {
       inherit lib;
