@@ -140,39 +140,15 @@ impl Harness {
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sideloadd"));
-        cmd.args(args)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("INVOCATION_ID")
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
+        command(args)
     }
 
     pub async fn run(&self) -> Output {
-        self.run_cmd(self.command(&["run", "--config", path_str(&self.config)]))
-            .await
+        run_config(&self.config).await
     }
 
-    pub async fn run_cmd(&self, mut cmd: tokio::process::Command) -> Output {
-        let started = Instant::now();
-        let child = cmd.spawn().expect("spawn sideloadd");
-        let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
-            .await
-            .expect("sideloadd finished in time")
-            .expect("wait");
-        Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
+    pub async fn run_cmd(&self, cmd: tokio::process::Command) -> Output {
+        run_cmd(cmd).await
     }
 
     /// Number of deploy requests per plugin, in plugin order.
@@ -207,4 +183,42 @@ impl Harness {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// The real sideloadd binary, with a clean environment (no systemd variables) and
+/// debug logging.
+pub fn command(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sideloadd"));
+    cmd.args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("INVOCATION_ID")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// `sideloadd run --config <config>`.
+pub async fn run_config(config: &Path) -> Output {
+    run_cmd(command(&["run", "--config", path_str(config)])).await
+}
+
+pub async fn run_cmd(mut cmd: tokio::process::Command) -> Output {
+    let started = Instant::now();
+    let child = cmd.spawn().expect("spawn sideloadd");
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("sideloadd finished in time")
+        .expect("wait");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
 }

@@ -1,4 +1,5 @@
-//! sideloadd integration tests: the real binary against the fake Scrypted server.
+//! sideloadd integration tests: the real binary against the fake Scrypted server (and,
+//! in `real_server`, against a real one when `SCRYPTED_SERVER` is set).
 //! One test binary (see Cargo.toml) so the suite links once.
 
 mod check_config;
@@ -6,3 +7,4 @@ mod faults;
 mod harness;
 mod notify;
 mod provision;
+mod real_server;
