@@ -28,11 +28,22 @@ let
 
   cfg = config.mares.automation.scrypted;
 
-  # nixpkgs has carried no `services.scrypted` so far (checked up to 2026-02:
-  # the module was proposed in NixOS/nixpkgs#373883 and not merged). Should a
-  # later nixpkgs add it, build on it instead of declaring a second unit.
-  # Reading `options` here only looks at declarations, so it does not recurse.
-  upstream = options ? services.scrypted.enable;
+  # nixpkgs has carried no `services.scrypted` so far (checked up to 2026-11:
+  # the module proposed in NixOS/nixpkgs#373883 was not merged). Should a
+  # later nixpkgs add it, build on it instead of declaring a second unit, but
+  # only if it declares every option used here: another module declaring just
+  # `services.scrypted.enable` must not make this one read options that do
+  # not exist. Reading `options` only looks at declarations, so it does not
+  # recurse.
+  upstreamOptions = [
+    "enable"
+    "package"
+    "installPath"
+    "user"
+    "group"
+    "openFirewall"
+  ];
+  upstream = lib.all (name: options ? services.scrypted.${name}) upstreamOptions;
 
   stateDir = if upstream then config.services.scrypted.installPath else "/var/lib/scrypted";
   volume = "${stateDir}/volume";
@@ -110,11 +121,19 @@ let
     }) resolvedPlugins;
   };
 
+  # The check runs on the build machine: in a cross build the host's
+  # sideloadd cannot run there, so the build platform's is taken.
+  checkingSideload =
+    if pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform then
+      cfg.sideloadPackage
+    else
+      pkgs.buildPackages.sideloadd or (pkgs.buildPackages.callPackage ../nix/packages/sideloadd.nix { });
+
   # A config that sideloadd rejects fails the system build here, not at boot.
   sideloadConfig =
     pkgs.runCommand "scrypted-sideload.json"
       {
-        nativeBuildInputs = [ cfg.sideloadPackage ];
+        nativeBuildInputs = [ checkingSideload ];
         unchecked = sideloadFormat.generate "scrypted-sideload-unchecked.json" sideloadSettings;
         preferLocalBuild = true;
       }
@@ -233,13 +252,18 @@ in
   options.mares.automation.scrypted = {
     enable = mkEnableOption "Scrypted with declaratively provisioned plugins";
 
-    package = lib.mkPackageOption pkgs "scrypted" { } // {
-      default =
-        pkgs.scrypted or (throw ''
-          mares.automation.scrypted.package: this nixpkgs has no `scrypted` package.
-          Set mares.automation.scrypted.package to a Scrypted server package (one whose
-          main program starts the server, like nixpkgs' `scrypted`), or follow a nixpkgs
-          revision that packages it.'');
+    package = mkOption {
+      type = types.package;
+      # The flake's overlay makes pkgs.scrypted this repository's server
+      # (nixpkgs has none); imported without the overlay, the module builds the
+      # same package itself.
+      default = pkgs.scrypted or (pkgs.callPackage ../nix/packages/scrypted/package.nix { });
+      defaultText = literalExpression "pkgs.scrypted or (pkgs.callPackage <scrypted-nix/nix/packages/scrypted/package.nix> { })";
+      description = ''
+        The Scrypted server package; its main program starts the server. The default is
+        Scrypted built from source by this repository (`nix build .#scrypted`), or nixpkgs'
+        once nixpkgs has one.
+      '';
     };
 
     role = mkOption {
@@ -339,9 +363,10 @@ in
     };
 
     readyTimeout = mkOption {
-      type = types.ints.positive;
+      # sideloadd's own bounds (its check-config refuses anything else).
+      type = types.ints.between 1 86400;
       default = 600;
-      description = "Seconds sideloadd waits for Scrypted to answer before it gives up.";
+      description = "Seconds sideloadd waits for Scrypted to answer before it gives up (at most a day).";
     };
 
     cluster = {
@@ -422,10 +447,6 @@ in
     {
       assertions = [
         {
-          assertion = (builtins.tryEval cfg.package).success;
-          message = "mares.automation.scrypted.package: this nixpkgs has no `scrypted` package; set mares.automation.scrypted.package to a Scrypted server package.";
-        }
-        {
           assertion = unknownPlugins == [ ];
           message = unknownPluginMessage;
         }
@@ -477,7 +498,9 @@ in
       ];
 
       warnings =
-        optionals (cfg.role == "client" && notProvisioned != [ ]) [
+        optional (upstream && config.services.scrypted.openFirewall)
+          "services.scrypted.openFirewall opens Scrypted's plain-HTTP port ${toString cfg.httpPort} to the network, where the admin token would travel in clear. Set it to false and use mares.automation.scrypted.openFirewall, which opens HTTPS only."
+        ++ optionals (cfg.role == "client" && notProvisioned != [ ]) [
           "mares.automation.scrypted: on a cluster client only plugins with a local runtime environment are provisioned; ${concatStringsSep ", " notProvisioned} ${
             if lib.length notProvisioned == 1 then "is" else "are"
           } ignored here. Declare such plugins on the server, which hands them to its workers."
@@ -589,6 +612,13 @@ in
     (mkIf isServer {
       environment.systemPackages = [ cfg.sideloadPackage ];
 
+      # Runs at boot, after every start of Scrypted and at every switch, in
+      # the background: Type=exec counts it as started once it runs, so
+      # neither multi-user.target nor `nixos-rebuild switch` waits while
+      # Scrypted is down (sideloadd then waits up to readyTimeout). Its
+      # progress is the unit's status line (sd_notify STATUS=). A failed run
+      # is retried with a growing delay; an invalid config (exit 2) is not:
+      # `check-config` already refuses those when the system is built.
       systemd.services.scrypted-sideload = {
         description = "Provision declared Scrypted plugins";
         wantedBy = [
@@ -599,15 +629,17 @@ in
         requires = [ "scrypted.service" ];
         partOf = [ "scrypted.service" ];
         restartTriggers = [ sideloadConfig ];
+        startLimitIntervalSec = 0;
         serviceConfig = {
-          Type = "notify";
+          Type = "exec";
           NotifyAccess = "main";
-          RemainAfterExit = true;
           ExecStart = "${lib.getExe' cfg.sideloadPackage "sideloadd"} run --config ${sideloadConfig}";
+          Restart = "on-failure";
+          RestartSec = "10s";
+          RestartSteps = 6;
+          RestartMaxDelaySec = "15min";
+          RestartPreventExitStatus = 2;
           LoadCredential = [ "token:${tokenPath}" ];
-          # Waiting for readiness is bounded by readyTimeout; the rest is
-          # deploying, a few hundred milliseconds per plugin.
-          TimeoutStartSec = cfg.readyTimeout + 300;
           WatchdogSec = "5min";
 
           DynamicUser = true;

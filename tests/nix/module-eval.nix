@@ -115,9 +115,16 @@ let
   fakePkgs =
     {
       withScrypted ? true,
+      # A cross build: the build machine cannot run the host's programs.
+      cross ? false,
     }:
     {
       inherit lib;
+      stdenv = {
+        buildPlatform.canExecute = _: !cross;
+        hostPlatform = { };
+      };
+      buildPackages.sideloadd = fakeDrv "sideloadd-for-the-build-machine" { };
       coreutils = fakeDrv "coreutils" { };
       formats.json = _: {
         type = types.anything;
@@ -132,8 +139,17 @@ let
         name: env: script:
         fakeDrv name { inherit env script; };
       writeShellScript = name: text: fakeDrv name { inherit text; };
+      # Only the module's fallback when pkgs has no scrypted (imported without
+      # the overlay): the repository's own server package.
       callPackage =
-        path: _: throw "the test pins every package; callPackage ${toString path} was not expected";
+        path: _:
+        if lib.hasSuffix "/nix/packages/scrypted/package.nix" (toString path) then
+          fakeDrv "scrypted-from-repository" {
+            meta.mainProgram = "scrypted-serve";
+            fromRepository = true;
+          }
+        else
+          throw "the test pins every package; callPackage ${toString path} was not expected";
     }
     // lib.optionalAttrs withScrypted {
       scrypted = fakeDrv "scrypted-0.144.2" {
@@ -175,6 +191,10 @@ let
       restartTriggers = mkOption {
         type = types.listOf types.unspecified;
         default = [ ];
+      };
+      startLimitIntervalSec = mkOption {
+        type = types.nullOr types.int;
+        default = null;
       };
       environment = mkOption {
         type = types.attrsOf types.str;
@@ -276,13 +296,15 @@ let
       settings,
       upstream ? false,
       withScrypted ? true,
+      cross ? false,
+      extraModules ? [ ],
     }:
     (lib.evalModules {
       modules = [
         nixosStub
         ../../modules
         {
-          _module.args.pkgs = fakePkgs { inherit withScrypted; };
+          _module.args.pkgs = fakePkgs { inherit withScrypted cross; };
           mares.automation.scrypted = {
             enable = true;
             sideloadPackage = lib.mkDefault sideloadd;
@@ -290,7 +312,8 @@ let
           // settings;
         }
       ]
-      ++ lib.optional upstream upstreamStub;
+      ++ lib.optional upstream upstreamStub
+      ++ extraModules;
     }).config;
 
   failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
@@ -380,6 +403,12 @@ let
     ++ check "server: ExecStart" (
       sideloadSc.ExecStart == "${sideloadd}/bin/sideloadd run --config ${configDrv}"
     ) sideloadSc.ExecStart
+    ++ check "server: retried without limit, waited for by nothing" (
+      sideload.startLimitIntervalSec == 0
+      && !(sideloadSc ? RemainAfterExit)
+      && !(sideloadSc ? TimeoutStartSec)
+      && !(lib.elem "scrypted-sideload.service" (serverServices.scrypted.after ++ serverServices.scrypted.requires))
+    ) (builtins.toJSON sideloadSc)
     ++ check "server: ordering" (lib.all (l: lib.elem "scrypted.service" l) [
       sideload.after
       sideload.requires
@@ -400,8 +429,13 @@ let
           )
         )
         {
-          Type = "notify";
-          RemainAfterExit = true;
+          # In the background, so neither boot nor a switch waits for it.
+          Type = "exec";
+          NotifyAccess = "main";
+          Restart = "on-failure";
+          RestartSteps = 6;
+          RestartMaxDelaySec = "15min";
+          RestartPreventExitStatus = 2;
           DynamicUser = true;
           SupplementaryGroups = [ "scrypted" ];
           StateDirectory = "scrypted-sideload";
@@ -681,6 +715,47 @@ let
       builtins.toJSON (failedAssertions upstream)
     );
 
+  # Another module that declares only services.scrypted.enable is not a
+  # nixpkgs Scrypted module to build on.
+  partialUpstream = evalWith {
+    settings.plugins = [ "snapshot" ];
+    extraModules = [
+      {
+        options.services.scrypted.enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+      }
+    ];
+  };
+  upstreamFirewall = evalWith {
+    upstream = true;
+    settings.plugins = [ "snapshot" ];
+    extraModules = [ { services.scrypted.openFirewall = true; } ];
+  };
+  cross = evalWith {
+    cross = true;
+    settings.plugins = [ "snapshot" ];
+  };
+  crossCheck = (lib.head cross.systemd.services.scrypted-sideload.restartTriggers).env.nativeBuildInputs;
+  timeout = t: builtins.tryEval (evalWith { settings.readyTimeout = t; }).mares.automation.scrypted.readyTimeout;
+  reviewCase =
+    check "services.scrypted.enable alone: not taken for nixpkgs' module" (
+      failedAssertions partialUpstream == [ ]
+      && partialUpstream.systemd.services.scrypted.description == "Scrypted home video server"
+      && partialUpstream.users.users ? scrypted
+    ) (builtins.toJSON (failedAssertions partialUpstream))
+    ++ check "upstream openFirewall: warned that it opens plain HTTP" (
+      lib.any (hasInfix "services.scrypted.openFirewall opens Scrypted's plain-HTTP port 11080") upstreamFirewall.warnings
+      && !(lib.any (hasInfix "services.scrypted.openFirewall") upstream.warnings)
+    ) (builtins.toJSON upstreamFirewall.warnings)
+    ++ check "cross build: config checked by the build machine's sideloadd" (
+      map (d: d.name) crossCheck == [ "sideloadd-for-the-build-machine" ]
+    ) (builtins.toJSON (map (d: d.name) crossCheck))
+    ++ check "readyTimeout: sideloadd's bounds, 1 to 86400" (
+      (timeout 86400).success && !(timeout 86401).success && !(timeout 0).success
+    ) "86401 or 0 accepted, or 86400 refused";
+
   noScrypted = evalWith {
     withScrypted = false;
     settings = {
@@ -689,9 +764,14 @@ let
     };
   };
   noScryptedCase =
-    check "no pkgs.scrypted: assertion says what to set"
-      (lib.any (hasInfix "set mares.automation.scrypted.package") (failedAssertions noScrypted))
-      (builtins.toJSON (failedAssertions noScrypted))
+    check "no pkgs.scrypted (no overlay): the repository's server package" (
+      failedAssertions noScrypted == [ ]
+      && noScrypted.mares.automation.scrypted.package.fromRepository or false
+      && hasInfix "scrypted-from-repository" noScrypted.systemd.services.scrypted.serviceConfig.ExecStart
+    ) (builtins.toJSON (failedAssertions noScrypted))
+    ++ check "with the overlay: pkgs.scrypted" (
+      server.mares.automation.scrypted.package == (fakePkgs { }).scrypted
+    ) "the default package is not pkgs.scrypted"
     ++ check "no pkgs.scrypted: a given package works" (
       let
         given = evalWith {
@@ -716,6 +796,7 @@ let
     clientNoSecretCase
     clusterServerCase
     upstreamCase
+    reviewCase
     noScryptedCase
   ];
 in

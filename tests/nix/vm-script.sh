@@ -29,7 +29,8 @@ import sys
 source = open(sys.argv[1]).read()
 compile(source, "tests/nixos/sideload.nix:testScript", "exec")
 # The script must exercise what the VM test promises, not just parse.
-for needle in ("a reboot deploys nothing", "plugins in place", "SCRYPTED_ADMIN_ADDRESS"):
+for needle in ("a reboot deploys nothing", "plugins in place", "SCRYPTED_ADMIN_ADDRESS",
+               "grep -F 'loaded {name}'", "SIGSTOP", "prebuffer-mixin"):
     assert needle in source, f"VM test script lost {needle!r}"
 PY
 echo "vm-script: the VM test's driver script renders and compiles ($(wc -l <"$tmp/driver.py") lines)"

@@ -20,10 +20,6 @@ let
       system.stateVersion = lib.trivial.release;
       mares.automation.scrypted = {
         enable = true;
-        # Only instantiated here, never run: where nixpkgs has no Scrypted, a
-        # stand-in lets the rest of the module be evaluated (the missing-package
-        # assertion itself is covered by tests/nix/module-eval.sh).
-        package = pkgs.scrypted or (pkgs.writeShellScriptBin "scrypted-serve" "exit 1");
       }
       // settings;
     };
@@ -62,6 +58,10 @@ let
 
   checks = [
     (lib.assertMsg (failed server == [ ]) "server: ${toString (failed server)}")
+    (lib.assertMsg (
+      server.config.mares.automation.scrypted.package.name == pkgs.scrypted.name
+      && server.config.mares.automation.scrypted.package.meta.mainProgram == "scrypted-serve"
+    ) "server: the default package is the flake's Scrypted server")
     (lib.assertMsg (failed client == [ ]) "client: ${toString (failed client)}")
     (lib.assertMsg (lib.any (lib.hasInfix ''"snapshott": closest available: "snapshot"'') (failed unknown)) "unknown plugin: expected an assertion naming \"snapshot\", got: ${toString (failed unknown)}")
     (lib.assertMsg (!(client.config.systemd.services ? scrypted-sideload)) "client: runs no sideloadd")
@@ -108,7 +108,7 @@ pkgs.runCommand "scrypted-module-eval"
     # NixOS writes one Key=value line per list element.
     unit=$sideloadUnitPath
     for line in \
-      Type=notify RemainAfterExit=true DynamicUser=true SupplementaryGroups=scrypted \
+      Type=exec Restart=on-failure RestartPreventExitStatus=2 DynamicUser=true SupplementaryGroups=scrypted \
       StateDirectory=scrypted-sideload ProtectSystem=strict ProtectHome=true PrivateTmp=true \
       PrivateDevices=true NoNewPrivileges=true IPAddressDeny=any IPAddressAllow=localhost \
       RestrictAddressFamilies=AF_INET RestrictAddressFamilies=AF_INET6 RestrictAddressFamilies=AF_UNIX \
@@ -119,6 +119,10 @@ pkgs.runCommand "scrypted-module-eval"
       grep -qxF -- "$line" "$unit" || { echo "scrypted-sideload.service lacks: $line" >&2; cat "$unit" >&2; exit 1; }
     done
     grep -q "run --config $sideloadConfig" "$unit"
+    if grep -q '^RemainAfterExit=true' "$unit"; then
+      echo "scrypted-sideload.service must not stay active after a run: the next start would be a no-op" >&2
+      exit 1
+    fi
 
     grep -qxF 'EnvironmentFile=/run/scrypted-secrets/scrypted.env' "$scryptedUnitPath"
     grep -qF '"SCRYPTED_INSECURE_PORT=11080"' "$scryptedUnitPath"

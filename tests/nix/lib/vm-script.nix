@@ -12,25 +12,18 @@ let
     inherit pkgs;
     self.nixosModules.default = { };
   };
-  storePath = name: "/nix/store/00000000000000000000000000000000-scrypted-plugin-${name}-1.0.0";
 in
 test.testScript {
   nodes.server = {
     mares.automation.scrypted = {
-      plugins = [
-        "snapshot"
-        "homekit"
-      ];
-      pluginSet = lib.genAttrs [
-        "snapshot"
-        "homekit"
-        "objectdetector"
-      ] storePath;
       httpPort = 11080;
       httpsPort = 10443;
     };
     systemd.services.scrypted-sideload.restartTriggers = [
       "/nix/store/00000000000000000000000000000000-scrypted-sideload.json"
+    ];
+    specialisation.more.configuration.systemd.services.scrypted-sideload.restartTriggers = [
+      "/nix/store/11111111111111111111111111111111-scrypted-sideload.json"
     ];
   };
 }
