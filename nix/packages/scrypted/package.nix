@@ -114,9 +114,10 @@ buildNpmPackage {
     # builds next to the glibc ones; they cannot load here.
     rm -rf ${serverDir}/node_modules/@img/*linuxmusl*
 
-    # buildNpmPackage's wrapper runs bin/scrypted-serve without --expose-gc,
-    # which Scrypted's own `serve` script passes (it collects garbage after
-    # plugin restarts).
+    # Started as upstream's `serve` script starts it: node --expose-gc on
+    # dist/scrypted-main.js (the server also turns the flag on itself; plugin
+    # workers inherit the server's node flags). buildNpmPackage's own wrapper
+    # of bin/scrypted-serve is replaced to carry the environment below.
     rm "$out/bin/scrypted-serve"
     makeWrapper ${lib.getExe nodejs} "$out/bin/scrypted-serve" \
       --add-flags "--expose-gc ${serverDir}/dist/scrypted-main.js" \
