@@ -103,12 +103,6 @@ pub enum FetchError {
     },
 }
 
-impl FetchError {
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound { .. })
-    }
-}
-
 const JSON_LIMIT: u64 = 16 << 20;
 const TARBALL_LIMIT: u64 = 1 << 30;
 const SEARCH_PAGE: usize = 250;

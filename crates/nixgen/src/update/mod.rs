@@ -1,0 +1,199 @@
+//! `nixgen update`: discover and fetch ([`discover`]), decide ([`plan`]),
+//! check tarballs ([`download`]), write ([`write`]).
+
+mod discover;
+mod download;
+mod plan;
+mod progress;
+mod write;
+
+use std::path::PathBuf;
+
+use reqwest::Url;
+
+use crate::classify::ClassifyError;
+use crate::config::{Config, ConfigError};
+use crate::name::PluginName;
+use crate::registry::{FetchError, HttpSettings, Registry, Token};
+use crate::render::RenderError;
+use crate::report::Report;
+use crate::tree::{self, TreeError};
+use crate::verify::VerifyError;
+
+pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    /// Write nothing; the caller exits 1 when updates are pending.
+    Check,
+    /// Write nothing; print what would change.
+    DryRun,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Bar,
+    Lines,
+    Quiet,
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub root: PathBuf,
+    /// `--registry`; wins over the config file.
+    pub registry: Option<String>,
+    /// `--tarball-registry`: where the builder fetches tarballs; defaults to
+    /// the registry.
+    pub tarball_registry: Option<String>,
+    /// `NPM_CONFIG_REGISTRY`; used when neither flag nor config set one.
+    pub env_registry: Option<String>,
+    pub token: Option<Token>,
+    pub jobs: usize,
+    pub mode: Mode,
+    pub verify: bool,
+    pub keep_removed: bool,
+    pub only: Vec<PluginName>,
+    pub http: HttpSettings,
+    pub progress: Progress,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("--root {0} is not a directory")]
+    BadRoot(PathBuf),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot set up the registry client")]
+    Registry(#[source] FetchError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// Why one plugin failed; the others go on.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot fetch @scrypted/{plugin}")]
+    Fetch {
+        plugin: PluginName,
+        #[source]
+        source: FetchError,
+    },
+    #[error("@scrypted/{plugin} is not in the registry ({url})")]
+    NotFound { plugin: PluginName, url: Url },
+    #[error("@scrypted/{plugin} answers 404 at {url}, but {why}")]
+    Unconfirmed404 {
+        plugin: PluginName,
+        url: Url,
+        why: &'static str,
+    },
+    #[error("bad registry data for @scrypted/{plugin} from {url}")]
+    Data {
+        plugin: PluginName,
+        url: Url,
+        #[source]
+        source: ClassifyError,
+    },
+    #[error("cannot download @scrypted/{plugin} {version} for --verify")]
+    Download {
+        plugin: PluginName,
+        version: semver::Version,
+        #[source]
+        source: FetchError,
+    },
+    #[error("--verify failed for @scrypted/{plugin} {version} from {url}")]
+    Verify {
+        plugin: PluginName,
+        version: semver::Version,
+        url: Url,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("cannot render @scrypted/{plugin}")]
+    Render {
+        plugin: PluginName,
+        #[source]
+        source: RenderError,
+    },
+    #[error("cannot write @scrypted/{plugin}")]
+    Write {
+        plugin: PluginName,
+        #[source]
+        source: TreeError,
+    },
+}
+
+/// The metadata registry and the one tarballs come from.
+struct Clients {
+    registry: Registry,
+    tarballs: Registry,
+}
+
+impl Clients {
+    fn new(opts: &Options, config: &Config) -> Result<Self, FetchError> {
+        let base = opts
+            .registry
+            .clone()
+            .or_else(|| config.registry.clone())
+            .or_else(|| opts.env_registry.clone().filter(|s| !s.trim().is_empty()))
+            .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
+        let registry = Registry::new(&base, opts.token.as_ref(), opts.http.clone())?;
+        let tarballs = match &opts.tarball_registry {
+            Some(t) => {
+                // A private mirror's token must not travel to another host.
+                let probe = Registry::new(t, None, opts.http.clone())?;
+                if probe.same_origin(&registry) {
+                    Registry::new(t, opts.token.as_ref(), opts.http.clone())?
+                } else {
+                    probe
+                }
+            }
+            None => registry.clone(),
+        };
+        Ok(Self { registry, tarballs })
+    }
+}
+
+pub async fn run(opts: Options) -> Result<Report, UpdateError> {
+    let root = opts.root.as_path();
+    if !root.is_dir() {
+        return Err(UpdateError::BadRoot(root.to_owned()));
+    }
+    let config = Config::load(root)?;
+    let clients = Clients::new(&opts, &config).map_err(UpdateError::Registry)?;
+    let writing = opts.mode == Mode::Write;
+    if writing {
+        tree::sweep(root);
+    }
+    let scan = tree::scan(root)?;
+    for stray in &scan.strays {
+        tracing::warn!(dir = %stray.escape_debug(), "ignoring a directory in nix/plugins whose name is not a plugin name");
+    }
+    let mut report = Report {
+        registry: clients.registry.base().to_owned(),
+        wrote: writing,
+        ..Report::default()
+    };
+    let ctx = discover::Ctx {
+        opts: &opts,
+        config: &config,
+        scan: &scan,
+        registry: &clients.registry,
+    };
+    let found = discover::discover(&ctx, &mut report).await;
+    let inputs = plan::Inputs {
+        tree: &scan.plugins,
+        listed: found.listed.as_ref(),
+        keep_removed: opts.keep_removed,
+    };
+    let mut actions = plan::plan(found.results, &inputs, &mut report);
+    if opts.verify {
+        download::verify_changes(&clients.tarballs, opts.jobs, &mut actions, &mut report).await;
+    }
+    write::builder(root, writing, &clients.tarballs, &mut report)?;
+    write::apply(root, writing, opts.jobs, actions, &mut report).await;
+    report.sort();
+    Ok(report)
+}

@@ -1,0 +1,166 @@
+//! Decides, per fetched plugin, what happens to its directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::PluginError;
+use super::discover::{Fetched, Results, push_skip};
+use crate::classify::{Classified, Pin, SkipReason};
+use crate::name::PluginName;
+use crate::render;
+use crate::report::{self, Failed, Report};
+use crate::tree::Entry;
+
+pub(super) enum Action {
+    Add(Pin, String),
+    Update {
+        pin: Pin,
+        text: String,
+        old: Option<String>,
+        new_pin: bool,
+    },
+    Remove {
+        old: Option<String>,
+        reason: SkipReason,
+    },
+}
+
+pub(super) type Actions = BTreeMap<PluginName, Action>;
+
+/// What the tree pins for one plugin now.
+struct Old<'a> {
+    version: Option<String>,
+    hash: Option<&'a str>,
+    text: &'a str,
+}
+
+fn old_of<'a>(tree: &'a BTreeMap<PluginName, Entry>, name: &PluginName) -> Option<Old<'a>> {
+    match tree.get(name) {
+        Some(Entry::Generated {
+            version,
+            hash,
+            text,
+        }) => Some(Old {
+            version: version.clone(),
+            hash: hash.as_deref(),
+            text: text.as_str(),
+        }),
+        _ => None,
+    }
+}
+
+pub(super) struct Inputs<'a> {
+    pub tree: &'a BTreeMap<PluginName, Entry>,
+    pub listed: Option<&'a BTreeSet<PluginName>>,
+    pub keep_removed: bool,
+}
+
+pub(super) fn plan(results: Results, inputs: &Inputs<'_>, report: &mut Report) -> Actions {
+    let mut actions = BTreeMap::new();
+    for (name, result) in results {
+        let old = old_of(inputs.tree, &name);
+        let old_version = old.as_ref().and_then(|o| o.version.clone());
+        let removal = match result {
+            Err(e) => {
+                fail(report, &name, old_version, &e);
+                continue;
+            }
+            Ok(Fetched::Gone(url)) => match gone(&name, url, old.is_some(), inputs.listed) {
+                Ok(reason) => reason,
+                Err(e) => {
+                    fail(report, &name, old_version, &e);
+                    continue;
+                }
+            },
+            Ok(Fetched::Classified(Classified::Skip(reason))) => {
+                if old.is_none() || !reason.removes_package() {
+                    push_skip(report, name.to_string(), reason, "");
+                    continue;
+                }
+                reason
+            }
+            Ok(Fetched::Classified(Classified::Plugin(pin))) => {
+                match refresh(pin, old.as_ref()) {
+                    Ok(Some(action)) => {
+                        actions.insert(name, action);
+                    }
+                    Ok(None) => report.unchanged += 1,
+                    Err(e) => fail(report, &name, old_version, &e),
+                }
+                continue;
+            }
+        };
+        if inputs.keep_removed {
+            push_skip(
+                report,
+                name.to_string(),
+                removal,
+                ", kept by --keep-removed",
+            );
+        } else {
+            let action = Action::Remove {
+                old: old_version,
+                reason: removal,
+            };
+            actions.insert(name, action);
+        }
+    }
+    actions
+}
+
+/// A 404 removes a pin only when a successful search no longer lists the
+/// plugin: alone, it is what a partial mirror or an outage also answers.
+fn gone(
+    name: &PluginName,
+    url: reqwest::Url,
+    pinned: bool,
+    listed: Option<&BTreeSet<PluginName>>,
+) -> Result<SkipReason, Box<PluginError>> {
+    if !pinned {
+        return Err(Box::new(PluginError::NotFound {
+            plugin: name.clone(),
+            url,
+        }));
+    }
+    let why = match listed {
+        None => "no registry search confirmed it was removed",
+        Some(l) if l.contains(name) => "the registry search still lists it",
+        Some(_) => return Ok(SkipReason::Gone),
+    };
+    Err(Box::new(PluginError::Unconfirmed404 {
+        plugin: name.clone(),
+        url,
+        why,
+    }))
+}
+
+/// The action for a Node plugin, `None` when its file is already right.
+fn refresh(pin: Pin, old: Option<&Old<'_>>) -> Result<Option<Action>, Box<PluginError>> {
+    let text = render::package_nix(&pin).map_err(|source| {
+        Box::new(PluginError::Render {
+            plugin: pin.name.clone(),
+            source,
+        })
+    })?;
+    let Some(old) = old else {
+        return Ok(Some(Action::Add(pin, text)));
+    };
+    if old.text == text {
+        return Ok(None);
+    }
+    let new_pin = old.hash != Some(pin.hash.as_str())
+        || old.version.as_deref() != Some(pin.version.to_string().as_str());
+    Ok(Some(Action::Update {
+        pin,
+        text,
+        old: old.version.clone(),
+        new_pin,
+    }))
+}
+
+pub(super) fn fail(report: &mut Report, name: &PluginName, kept: Option<String>, e: &PluginError) {
+    report.failed.push(Failed {
+        name: name.to_string(),
+        kept,
+        error: report::chain(e),
+    });
+}
