@@ -78,6 +78,8 @@ pub enum ClassifyError {
     WrongVersion { expected: String, found: String },
     #[error("missing version")]
     MissingVersion,
+    #[error("version is {0} characters long; more than {MAX_VERSION_LEN} is refused")]
+    VersionTooLong(usize),
     #[error("version {version:?} is not semver: {why}")]
     BadVersion { version: String, why: String },
     #[error("missing dist.integrity")]
@@ -88,6 +90,21 @@ pub enum ClassifyError {
     BadIntegrity(String),
     #[error("scrypted.pluginDependencies must be a list of @scrypted/<name> strings, found {0}")]
     BadDependency(String),
+}
+
+/// Longest version accepted: real ones are a few dozen characters; a huge
+/// one would end up in file names, store paths and every message.
+pub const MAX_VERSION_LEN: usize = 256;
+
+/// Parses a registry or config version, refusing absurd lengths first.
+pub fn parse_version(raw: &str) -> Result<semver::Version, ClassifyError> {
+    if raw.len() > MAX_VERSION_LEN {
+        return Err(ClassifyError::VersionTooLong(raw.len()));
+    }
+    semver::Version::parse(raw).map_err(|e| ClassifyError::BadVersion {
+        version: clean_line(raw, 80),
+        why: e.to_string(),
+    })
 }
 
 /// Classifies the document fetched for `name` (and `held` version, if any).
@@ -139,10 +156,7 @@ pub fn classify(
         .get("version")
         .and_then(Value::as_str)
         .ok_or(ClassifyError::MissingVersion)?;
-    let version = semver::Version::parse(raw_version).map_err(|e| ClassifyError::BadVersion {
-        version: clean_line(raw_version, 80),
-        why: e.to_string(),
-    })?;
+    let version = parse_version(raw_version)?;
     if let Some(held) = held
         && *held != version
     {
@@ -404,6 +418,11 @@ mod tests {
             classify(&nvr(), None, &d),
             Err(ClassifyError::BadVersion { .. })
         ));
+        d["version"] = json!(format!("1.0.0-{}", "a".repeat(300)));
+        assert_eq!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::VersionTooLong(306))
+        );
         let held = semver::Version::new(0, 12, 1);
         assert!(matches!(
             classify(&nvr(), Some(&held), &doc()),

@@ -60,6 +60,10 @@ struct UpdateArgs {
     /// Keep generated plugins that left the registry or became Python.
     #[arg(long)]
     keep_removed: bool,
+    /// Allow removing more than 3 plugins (or more than one and over 10 %
+    /// of the tree) in one run; without it such a run writes nothing.
+    #[arg(long)]
+    allow_removals: bool,
     /// Only refresh these plugins (no search; no other plugin is added or removed).
     #[arg(long, num_args = 1.., value_name = "NAME")]
     only: Vec<PluginName>,
@@ -80,6 +84,15 @@ struct UpdateArgs {
         default_value_t = 60_000
     )]
     max_wait_ms: u64,
+    /// Overall deadline of one --verify download in milliseconds, retries
+    /// included.
+    #[arg(
+        long,
+        hide = true,
+        env = "NIXGEN_TARBALL_DEADLINE_MS",
+        default_value_t = 600_000
+    )]
+    tarball_deadline_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +140,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
         mode,
         verify: args.verify,
         keep_removed: args.keep_removed,
+        allow_removals: args.allow_removals,
         only: args.only,
         http: HttpSettings {
             timeout: Duration::from_millis(args.timeout_ms),
@@ -134,6 +148,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
             backoff: Duration::from_millis(args.backoff_ms),
             max_wait: Duration::from_millis(args.max_wait_ms),
             max_in_flight: usize::from(args.jobs),
+            tarball_deadline: Duration::from_millis(args.tarball_deadline_ms),
         },
         progress,
     };

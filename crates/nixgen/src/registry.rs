@@ -24,6 +24,10 @@ pub struct HttpSettings {
     /// Requests in flight at once over the whole client, whatever the
     /// callers' own concurrency (search, metadata, tarballs, retries).
     pub max_in_flight: usize,
+    /// Overall limit for one tarball download, retries included: the read
+    /// timeout alone lets a server trickling one byte at a time hold a run
+    /// for hours.
+    pub tarball_deadline: Duration,
 }
 
 impl Default for HttpSettings {
@@ -34,6 +38,7 @@ impl Default for HttpSettings {
             backoff: Duration::from_millis(500),
             max_wait: Duration::from_secs(60),
             max_in_flight: 16,
+            tarball_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -58,8 +63,12 @@ impl fmt::Debug for Token {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("invalid registry URL {url:?}: {why}")]
+    #[error("invalid registry URL {url}: {why}")]
     BadBase { url: String, why: String },
+    #[error(
+        "invalid registry URL {url}: put credentials in NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE, not in the URL"
+    )]
+    CredentialsInUrl { url: String },
     #[error("invalid registry token: it must be printable ASCII")]
     BadToken,
     #[error("cannot build the HTTP client")]
@@ -91,6 +100,10 @@ pub enum FetchError {
     },
     #[error("the HTTP client was shut down")]
     Closed,
+    #[error("GET {url}: the search answered no results (counted as a failed search)")]
+    EmptySearch { url: Url },
+    #[error("GET {url}: not done after {} s (the whole download's deadline)", .after.as_secs_f64())]
+    Deadline { url: Url, after: Duration },
     #[error("GET {url}: not found (HTTP 404)")]
     NotFound { url: Url },
     #[error("GET {url}: response larger than {limit} bytes")]
@@ -115,6 +128,8 @@ pub struct Registry {
     base: Url,
     settings: HttpSettings,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Whether a bearer token is sent: a 401 then means it was rejected.
+    has_token: bool,
 }
 
 /// The result of one search: scoped names as the registry spelled them.
@@ -131,7 +146,7 @@ impl Registry {
     ) -> Result<Self, FetchError> {
         let base_str = normalize_base(base)?;
         let base = Url::parse(&format!("{base_str}/")).map_err(|e| FetchError::BadBase {
-            url: base.to_owned(),
+            url: redact(&base_str),
             why: e.to_string(),
         })?;
         let mut headers = header::HeaderMap::new();
@@ -155,6 +170,7 @@ impl Registry {
             base,
             settings,
             in_flight,
+            has_token: token.is_some(),
         })
     }
 
@@ -200,13 +216,14 @@ impl Registry {
         }
         let mut out = SearchResult::default();
         let mut from = 0usize;
+        let mut url = self.url("-/v1/search");
         for _ in 0..SEARCH_MAX_PAGES {
-            let mut url = self.url("-/v1/search");
+            url = self.url("-/v1/search");
             url.query_pairs_mut()
                 .append_pair("text", "keywords:scrypted")
                 .append_pair("size", &SEARCH_PAGE.to_string())
                 .append_pair("from", &from.to_string());
-            let page: Page = self.get_json(url).await?;
+            let page: Page = self.get_json(url.clone()).await?;
             let n = page.objects.len();
             out.names
                 .extend(page.objects.into_iter().map(|o| o.package.name));
@@ -215,6 +232,11 @@ impl Registry {
             if n == 0 || !more {
                 break;
             }
+        }
+        // An empty or broken mirror answers an empty search; taken at its
+        // word it would mean every plugin left the registry.
+        if out.names.is_empty() {
+            return Err(FetchError::EmptySearch { url });
         }
         out.names.sort();
         out.names.dedup();
@@ -243,8 +265,17 @@ impl Registry {
 
     /// Streams a tarball into `sink` (no whole-request timeout: a large
     /// tarball may take long, a stalled one still hits the read timeout).
+    /// The whole download, retries included, has `tarball_deadline`.
     pub async fn tarball(&self, url: &Url, sink: &mut impl Sink) -> Result<(), FetchError> {
-        self.get_into(url, TARBALL_LIMIT, false, sink).await
+        let after = self.settings.tarball_deadline;
+        tokio::time::timeout(after, self.get_into(url, TARBALL_LIMIT, false, sink))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Deadline {
+                    url: url.clone(),
+                    after,
+                })
+            })
     }
 
     /// GET with retries. A body cut short counts as a transport failure and
@@ -304,6 +335,21 @@ impl Registry {
         capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
     }
 
+    fn refusal_hint(&self, status: StatusCode) -> &'static str {
+        match status {
+            StatusCode::UNAUTHORIZED if self.has_token => {
+                " (the registry rejected the token from NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
+            }
+            StatusCode::FORBIDDEN if self.has_token => {
+                " (the token from NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE is not allowed to read this)"
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                " (a private mirror needs NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
+            }
+            _ => "",
+        }
+    }
+
     async fn try_get(
         &self,
         url: &Url,
@@ -336,12 +382,7 @@ impl Registry {
             return Err(Attempt::Status(status, retry_after));
         }
         if !status.is_success() {
-            let hint = match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    " (a private mirror needs NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
-                }
-                _ => "",
-            };
+            let hint = self.refusal_hint(status);
             return Err(Attempt::Fatal(FetchError::Refused {
                 url: url.clone(),
                 status,
@@ -412,14 +453,19 @@ impl Attempt {
     }
 }
 
-/// Checks the scheme and drops trailing slashes.
+/// Checks the scheme and drops trailing slashes. Credentials in the URL are
+/// refused, and no error echoes them.
 pub fn normalize_base(base: &str) -> Result<String, FetchError> {
     let trimmed = base.trim().trim_end_matches('/');
+    let shown = redact(trimmed);
     let bad = |why: &str| FetchError::BadBase {
-        url: base.to_owned(),
+        url: shown.clone(),
         why: why.to_owned(),
     };
     let url = Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(FetchError::CredentialsInUrl { url: shown });
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("only http and https are supported"));
     }
@@ -428,12 +474,22 @@ pub fn normalize_base(base: &str) -> Result<String, FetchError> {
             "a query or fragment makes no sense in a registry base URL",
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "put credentials in NIXGEN_REGISTRY_TOKEN, not in the URL",
-        ));
-    }
     Ok(trimmed.to_owned())
+}
+
+/// A URL fit for an error message: user and password replaced by `***`; text
+/// that does not parse but has an `@` (maybe `user:secret@`) is not shown.
+fn redact(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+            format!("{:?}", u.as_str())
+        }
+        Ok(_) => format!("{raw:?}"),
+        Err(_) if raw.contains('@') => "(not shown: it may hold credentials)".to_owned(),
+        Err(_) => format!("{raw:?}"),
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +504,14 @@ mod tests {
         );
         for bad in ["ftp://x", "not a url", "https://u:p@x", "https://x/?q=1"] {
             assert!(normalize_base(bad).is_err(), "{bad}");
+        }
+        for secret in [
+            "https://u:s3cret@x/npm",
+            "https://s3cret@x",
+            "htt ps://u:s3cret@x",
+        ] {
+            let msg = normalize_base(secret).expect_err(secret).to_string();
+            assert!(!msg.contains("s3cret"), "{msg}");
         }
     }
 

@@ -53,6 +53,8 @@ pub struct Options {
     pub mode: Mode,
     pub verify: bool,
     pub keep_removed: bool,
+    /// Lift the limit on removals per run.
+    pub allow_removals: bool,
     pub only: Vec<PluginName>,
     pub http: HttpSettings,
     pub progress: Progress,
@@ -70,6 +72,14 @@ pub enum UpdateError {
     Tree(#[from] TreeError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(
+        "refusing to remove {} of {generated} generated plugins (more than {}, or more than one and over 10 %); nothing was written:\n{}\nAn empty or partial mirror answers like this; check the registry, or pass --allow-removals if these plugins really are gone",
+        .removals.len(), plan::MAX_REMOVALS, .removals.join("\n")
+    )]
+    TooManyRemovals {
+        removals: Vec<String>,
+        generated: usize,
+    },
 }
 
 /// Why one plugin failed; the others go on.
@@ -189,6 +199,9 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
         keep_removed: opts.keep_removed,
     };
     let mut actions = plan::plan(found.results, &inputs, &mut report);
+    if !opts.allow_removals {
+        plan::check_removals(&actions, &scan.plugins)?;
+    }
     if opts.verify {
         download::verify_changes(&clients.tarballs, opts.jobs, &mut actions, &mut report).await;
     }

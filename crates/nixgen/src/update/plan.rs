@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::PluginError;
 use super::discover::{Fetched, Results, push_skip};
+use super::{PluginError, UpdateError};
 use crate::classify::{Classified, Pin, SkipReason};
 use crate::name::PluginName;
 use crate::render;
@@ -155,6 +155,39 @@ fn refresh(pin: Pin, old: Option<&Old<'_>>) -> Result<Option<Action>, Box<Plugin
         old: old.version.clone(),
         new_pin,
     }))
+}
+
+/// Removals a run makes without `--allow-removals`: a few, and never more
+/// than one plugin in ten.
+pub(super) const MAX_REMOVALS: usize = 3;
+
+/// Refuses a plan that removes more than a few plugins.
+pub(super) fn check_removals(
+    actions: &Actions,
+    tree: &BTreeMap<PluginName, Entry>,
+) -> Result<(), UpdateError> {
+    let removals: Vec<String> = actions
+        .iter()
+        .filter_map(|(name, a)| match a {
+            Action::Remove { old, reason } => Some(format!(
+                "  {name} {} ({reason})",
+                old.as_deref().unwrap_or("?")
+            )),
+            _ => None,
+        })
+        .collect();
+    let generated = tree
+        .values()
+        .filter(|e| matches!(e, Entry::Generated { .. }))
+        .count();
+    let n = removals.len();
+    if n > MAX_REMOVALS || (n > 1 && n * 10 > generated) {
+        return Err(UpdateError::TooManyRemovals {
+            removals,
+            generated,
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn fail(report: &mut Report, name: &PluginName, kept: Option<String>, e: &PluginError) {

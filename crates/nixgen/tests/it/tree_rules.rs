@@ -116,7 +116,20 @@ fn vanished_and_python_plugins_are_removed_unless_kept() {
             && plugin_file(root.path(), "becomes-python").exists()
     );
 
-    let out = nixgen(root.path(), &server.url, &["--json"]);
+    // Two of three is over 10 % of the tree: refused, nothing written.
+    let refused = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("refusing to remove 2 of 3")
+            && refused
+                .stderr
+                .contains("gone 1.0.0 (gone from the registry)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(plugin_file(root.path(), "gone").exists());
+
+    let out = nixgen(root.path(), &server.url, &["--json", "--allow-removals"]);
     assert_eq!(out.code, 0, "{out:?}");
     let r = out.json();
     assert_eq!(names(&r, "removed"), ["becomes-python", "gone"]);
@@ -479,4 +492,62 @@ fn held_version_missing_from_the_registry_fails() {
         .expect("error")
         .to_owned();
     assert!(err.contains("/@scrypted/a/9.9.9"), "{err}");
+}
+
+/// What a new user with an empty private mirror gets: a search with no
+/// results and 404 for everything. Nothing may be removed.
+#[test]
+fn empty_mirror_removes_nothing() {
+    let names_: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let refs: Vec<&str> = names_.iter().map(String::as_str).collect();
+    let server = small_registry(&refs);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
+    let empty = Server::start();
+    empty.search(&[]);
+    let out = nixgen(root.path(), &empty.url, &["--json"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let r = out.json();
+    assert!(
+        r["search_error"]
+            .as_str()
+            .expect("search_error")
+            .contains("no results"),
+        "{r}"
+    );
+    assert!(names(&r, "removed").is_empty(), "{r}");
+    assert_eq!(names(&r, "failed").len(), 8, "{r}");
+    for n in &refs {
+        assert!(plugin_file(root.path(), n).exists(), "{n}");
+    }
+}
+
+/// A search that answers, but without most of the tree (a partial mirror):
+/// more than 3 removals are refused unless --allow-removals.
+#[test]
+fn mass_removal_is_refused_without_allow_removals() {
+    let server = small_registry(&["a", "b", "c", "d", "e"]);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
+    server.search(&["@scrypted/a"]);
+    for n in ["b", "c", "d", "e"] {
+        server.remove(&format!("/@scrypted/{n}/latest"));
+    }
+    for args in [&["--json"][..], &["--dry-run"][..]] {
+        let out = nixgen(root.path(), &server.url, args);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        for n in ["b", "c", "d", "e"] {
+            assert!(
+                out.stderr.contains(&format!("  {n} 1.0.0 (gone")),
+                "{}",
+                out.stderr
+            );
+            assert!(plugin_file(root.path(), n).exists());
+        }
+        assert!(out.stderr.contains("--allow-removals"), "{}", out.stderr);
+    }
+    let out = nixgen(root.path(), &server.url, &["--json", "--allow-removals"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(names(&out.json(), "removed"), ["b", "c", "d", "e"]);
 }
