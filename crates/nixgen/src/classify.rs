@@ -88,7 +88,7 @@ pub enum ClassifyError {
     NoSha512(String),
     #[error("dist.integrity {0:?} is malformed")]
     BadIntegrity(String),
-    #[error("scrypted.pluginDependencies must be a list of @scrypted/<name> strings, found {0}")]
+    #[error("scrypted.pluginDependencies must be a list of npm package names, found {0}")]
     BadDependency(String),
 }
 
@@ -114,7 +114,7 @@ pub fn classify(
     doc: &Value,
 ) -> Result<Classified, ClassifyError> {
     let obj = doc.as_object().ok_or(ClassifyError::NotAnObject)?;
-    let expected = name.scoped();
+    let expected = name.npm();
     let found = obj.get("name").and_then(Value::as_str);
     if found != Some(expected.as_str()) {
         let found = found.map_or_else(
@@ -182,9 +182,9 @@ pub fn classify(
     }))
 }
 
-/// A dependency outside `@scrypted/` could not be provided by this plugin set,
-/// and a malformed one must not be dropped silently (the plugin would then be
-/// deployed without it): both fail the plugin, which keeps its old pin.
+/// A malformed dependency must not be dropped silently (the plugin would then
+/// be deployed without it): it fails the plugin, which keeps its old pin. A
+/// dependency the plugin set lacks is the NixOS module's to report.
 fn dependencies(scrypted: &Value) -> Result<Vec<PluginName>, ClassifyError> {
     let bad = |v: &Value| ClassifyError::BadDependency(clean_line(&v.to_string(), 100));
     let list = match scrypted.get("pluginDependencies") {
@@ -196,8 +196,7 @@ fn dependencies(scrypted: &Value) -> Result<Vec<PluginName>, ClassifyError> {
         .iter()
         .map(|v| {
             v.as_str()
-                .and_then(PluginName::from_scoped)
-                .and_then(Result::ok)
+                .and_then(|s| PluginName::from_npm(s).ok())
                 .ok_or_else(|| bad(v))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -247,7 +246,7 @@ fn description(
     };
     pick(obj.get("description"))
         .or_else(|| pick(scrypted.get("name")))
-        .unwrap_or_else(|| format!("Scrypted plugin {}", name.scoped()))
+        .unwrap_or_else(|| format!("Scrypted plugin {}", name.npm()))
 }
 
 /// The first maintainer, else the publisher, else the author.
@@ -323,9 +322,9 @@ mod tests {
         assert_eq!(names, ["prebuffer-mixin", "snapshot"]);
 
         for bad in [
-            json!(["@other/plugin"]),
+            json!(["@Other/plugin"]),
             json!(["@scrypted/../../etc"]),
-            json!(["snapshot"]),
+            json!(["../snapshot"]),
             json!([1]),
             json!("@scrypted/snapshot"),
         ] {

@@ -191,11 +191,11 @@ impl Registry {
 
     pub fn metadata_url(&self, name: &PluginName, version: Option<&semver::Version>) -> Url {
         let tag = version.map_or_else(|| "latest".to_owned(), ToString::to_string);
-        self.url(&format!("@scrypted/{name}/{tag}"))
+        self.url(&format!("{}/{tag}", name.npm()))
     }
 
     pub fn tarball_url(&self, name: &PluginName, version: &semver::Version) -> Url {
-        self.url(&format!("@scrypted/{name}/-/{name}-{version}.tgz"))
+        self.url(&format!("{}/-/{}-{version}.tgz", name.npm(), name.bare()))
     }
 
     /// All packages with the `scrypted` keyword, following `from=` pages.
@@ -529,6 +529,16 @@ mod tests {
         assert_eq!(
             r.tarball_url(&n, &v).as_str(),
             "http://127.0.0.1:1/npm/@scrypted/nvr/-/nvr-0.12.43.tgz"
+        );
+        let community = PluginName::from_npm("@apocaliss92/scrypted-frigate-bridge").expect("name");
+        assert_eq!(
+            r.tarball_url(&community, &v).as_str(),
+            "http://127.0.0.1:1/npm/@apocaliss92/scrypted-frigate-bridge/-/scrypted-frigate-bridge-0.12.43.tgz"
+        );
+        let unscoped = PluginName::from_npm("scrypted-x").expect("name");
+        assert_eq!(
+            r.metadata_url(&unscoped, None).as_str(),
+            "http://127.0.0.1:1/npm/scrypted-x/latest"
         );
     }
 

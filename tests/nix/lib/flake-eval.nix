@@ -86,11 +86,21 @@ let
     lib.genAttrs harness.generatedNames (name: {
       inherit (plugins.${name}) name version pluginName;
     });
-  expected = lib.genAttrs harness.generatedNames (name: {
-    name = "scrypted-plugin-${name}-${harness.pins.${name}.version}";
-    inherit (harness.pins.${name}) version;
-    pluginName = "@scrypted/${name}";
-  });
+  # From what each package.nix passes: pname and scope (`"scrypted"` unless given;
+  # null for an unscoped package).
+  expected = lib.genAttrs harness.generatedNames (
+    name:
+    let
+      pin = harness.pins.${name};
+      scope = pin.scope or "scrypted";
+      prefix = if scope == null || scope == "scrypted" then "" else "${scope}-";
+    in
+    {
+      name = "scrypted-plugin-${prefix}${pin.pname}-${pin.version}";
+      inherit (pin) version;
+      pluginName = if scope == null then pin.pname else "@${scope}/${pin.pname}";
+    }
+  );
 
   # lib.fileset reads file types with builtins.readFileType (Nix 2.14); older Nix,
   # such as Debian's 2.8, gets the same answer from readDir of the parent.

@@ -85,35 +85,35 @@ pub enum UpdateError {
 /// Why one plugin failed; the others go on.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot fetch @scrypted/{plugin}")]
+    #[error("cannot fetch {}", .plugin.npm())]
     Fetch {
         plugin: PluginName,
         #[source]
         source: FetchError,
     },
-    #[error("@scrypted/{plugin} is not in the registry ({url})")]
+    #[error("{} is not in the registry ({url})", .plugin.npm())]
     NotFound { plugin: PluginName, url: Url },
-    #[error("@scrypted/{plugin} answers 404 at {url}, but {why}")]
+    #[error("{} answers 404 at {url}, but {why}", .plugin.npm())]
     Unconfirmed404 {
         plugin: PluginName,
         url: Url,
         why: &'static str,
     },
-    #[error("bad registry data for @scrypted/{plugin} from {url}")]
+    #[error("bad registry data for {} from {url}", .plugin.npm())]
     Data {
         plugin: PluginName,
         url: Url,
         #[source]
         source: ClassifyError,
     },
-    #[error("cannot download @scrypted/{plugin} {version} for --verify")]
+    #[error("cannot download {} {version} for --verify", .plugin.npm())]
     Download {
         plugin: PluginName,
         version: semver::Version,
         #[source]
         source: FetchError,
     },
-    #[error("--verify failed for @scrypted/{plugin} {version} from {url}")]
+    #[error("--verify failed for {} {version} from {url}", .plugin.npm())]
     Verify {
         plugin: PluginName,
         version: semver::Version,
@@ -121,13 +121,13 @@ pub enum PluginError {
         #[source]
         source: VerifyError,
     },
-    #[error("cannot render @scrypted/{plugin}")]
+    #[error("cannot render {}", .plugin.npm())]
     Render {
         plugin: PluginName,
         #[source]
         source: RenderError,
     },
-    #[error("cannot write @scrypted/{plugin}")]
+    #[error("cannot write {}", .plugin.npm())]
     Write {
         plugin: PluginName,
         #[source]

@@ -244,7 +244,7 @@ fn config_extra_ignore_hold_and_registry() {
     assert!(read(&plugin_file(root.path(), "a")).contains("version = \"0.5.0\";"));
     assert!(
         read(&root.path().join("nix/mk-scrypted-plugin.nix"))
-            .contains(&format!("\"{}/@scrypted/${{pname}}", server.url))
+            .contains(&format!("\"{}/${{npmName}}/-/", server.url))
     );
 
     config(root.path(), "hold = { a = \"not-a-version\" }\n");

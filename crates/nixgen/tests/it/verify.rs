@@ -179,7 +179,7 @@ fn token_stays_with_its_registry() {
     assert!(!metadata.authorizations().is_empty());
     let builder = read(&root.path().join("nix/mk-scrypted-plugin.nix"));
     assert!(
-        builder.contains(&format!("\"{}/@scrypted/${{pname}}", tarballs.url)),
+        builder.contains(&format!("\"{}/${{npmName}}/-/", tarballs.url)),
         "{builder}"
     );
 }
