@@ -53,7 +53,7 @@ impl std::fmt::Display for SkipReason {
             Self::Ignored => f.write_str("ignored by nixgen.toml"),
             Self::HandMaintained => f.write_str("hand-maintained (no @generated marker)"),
             Self::InvalidName(why) => f.write_str(why),
-            Self::Gone => f.write_str("gone from the registry"),
+            Self::Gone => f.write_str("no longer on the registry"),
         }
     }
 }
@@ -63,7 +63,7 @@ impl SkipReason {
     pub fn removes_package(&self) -> bool {
         matches!(
             self,
-            Self::NotAPlugin | Self::Python | Self::UnsupportedRuntime(_)
+            Self::NotAPlugin | Self::Python | Self::UnsupportedRuntime(_) | Self::Deprecated(_)
         )
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod escape;
 pub mod name;
 pub mod registry;
+pub mod removed;
 pub mod render;
 pub mod report;
 pub mod tree;

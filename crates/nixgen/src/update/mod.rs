@@ -207,6 +207,7 @@ pub async fn run(opts: Options) -> Result<Report, UpdateError> {
     }
     write::builder(root, writing, &clients.tarballs, &mut report)?;
     write::apply(root, writing, opts.jobs, actions, &mut report).await;
+    write::removed_record(root, writing, &mut report);
     report.sort();
     Ok(report)
 }

@@ -8,6 +8,7 @@ use super::PluginError;
 use super::plan::{Action, Actions, fail};
 use crate::name::PluginName;
 use crate::registry::Registry;
+use crate::removed;
 use crate::render::{self, RenderError};
 use crate::report::{self, Failed, Removed, Report, Updated, Versioned};
 use crate::tree::{self, TreeError};
@@ -48,6 +49,29 @@ pub(super) fn builder(
         }
     }
     Ok(())
+}
+
+/// Records this run's removals in `nix/plugins/removed.json` (and forgets
+/// plugins that came back). An unreadable record is reported, never replaced.
+pub(super) fn removed_record(root: &Path, writing: bool, report: &mut Report) {
+    let failed = |report: &mut Report, e: &anyhow::Error| {
+        report.failed.push(Failed {
+            name: removed::REMOVED_PATH.to_owned(),
+            kept: None,
+            error: format!("{e:#}"),
+        });
+    };
+    let mut record = match removed::load(root) {
+        Ok(r) => r,
+        Err(e) => return failed(report, &e),
+    };
+    if !removed::merge(&mut record, report, &removed::today()) || !writing {
+        return;
+    }
+    match removed::write(root, &record) {
+        Ok(()) => report.files_changed += 1,
+        Err(e) => failed(report, &e),
+    }
 }
 
 /// Writes the planned changes. Plugins live in separate directories, so the

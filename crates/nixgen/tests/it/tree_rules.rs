@@ -123,26 +123,69 @@ fn vanished_and_python_plugins_are_removed_unless_kept() {
         refused.stderr.contains("refusing to remove 2 of 3")
             && refused
                 .stderr
-                .contains("gone 1.0.0 (gone from the registry)"),
+                .contains("gone 1.0.0 (no longer on the registry)"),
         "{}",
         refused.stderr
     );
     assert!(plugin_file(root.path(), "gone").exists());
 
-    let out = nixgen(root.path(), &server.url, &["--json", "--allow-removals"]);
+    let out = nixgen_env(
+        root.path(),
+        &server.url,
+        &["--json", "--allow-removals"],
+        &[("SOURCE_DATE_EPOCH", "1795996800")],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let r = out.json();
     assert_eq!(names(&r, "removed"), ["becomes-python", "gone"]);
+    // Each removal is recorded for the NixOS module's messages.
+    let record: Value =
+        serde_json::from_str(&read(&root.path().join("nix/plugins/removed.json"))).expect("json");
+    assert_eq!(
+        record,
+        json!({
+            "becomes-python": {"npmName": "@scrypted/becomes-python", "version": "1.0.0",
+                               "reason": "python runtime", "date": "2026-11-30"},
+            "gone": {"npmName": "@scrypted/gone", "version": "1.0.0",
+                     "reason": "no longer on the registry", "date": "2026-11-30"},
+        })
+    );
     assert_eq!(r["removed"][0]["version"], "1.0.0");
     assert!(!root.path().join("nix/plugins/gone").exists());
     assert!(!root.path().join("nix/plugins/becomes-python").exists());
     assert!(plugin_file(root.path(), "stays").exists());
-    let left: Vec<_> = std::fs::read_dir(root.path().join("nix/plugins"))
+    let mut left: Vec<_> = std::fs::read_dir(root.path().join("nix/plugins"))
         .expect("ls")
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(left, ["stays"], "no temporaries left behind");
+    left.sort();
+    assert_eq!(
+        left,
+        ["removed.json", "stays"],
+        "no temporaries left behind"
+    );
+
+    // A plugin that comes back leaves the record; the others stay in it.
+    server.search(&["@scrypted/stays", "@scrypted/gone"]);
+    server.latest("gone", &plugin_doc("gone", "1.1.0"));
+    let back = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(names(&back.json(), "added"), ["gone"], "{back:?}");
+    let record: Value =
+        serde_json::from_str(&read(&root.path().join("nix/plugins/removed.json"))).expect("json");
+    assert_eq!(
+        record
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["becomes-python".to_owned()])
+    );
+    // Deprecation removes a pin too, recorded with its reason.
+    let mut old = plugin_doc("gone", "1.2.0");
+    old["deprecated"] = json!("use stays");
+    server.latest("gone", &old);
+    let out = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(names(&out.json(), "removed"), ["gone"], "{out:?}");
+    assert!(read(&root.path().join("nix/plugins/removed.json")).contains("deprecated: use stays"));
 }
 
 #[test]
@@ -539,7 +582,8 @@ fn mass_removal_is_refused_without_allow_removals() {
         assert!(out.stdout.is_empty(), "{out:?}");
         for n in ["b", "c", "d", "e"] {
             assert!(
-                out.stderr.contains(&format!("  {n} 1.0.0 (gone")),
+                out.stderr
+                    .contains(&format!("  {n} 1.0.0 (no longer on the registry)")),
                 "{}",
                 out.stderr
             );
