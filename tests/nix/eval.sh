@@ -135,13 +135,17 @@ grep -q "github:NixOS/nixpkgs/d1c15b7d5806069da59e819999d70e1cec0760bf" "$tmp/ev
   exit 1
 }
 echo "ok: nix reads flake.lock's nixpkgs pin"
-expected=$(for d in nix/plugins/*/package.nix; do basename "$(dirname "$d")"; done | jq -R . | jq -cs 'sort')
+# Besides the plugins, the set carries the builder and nixgen's removal record.
+expected=$({
+  for d in nix/plugins/*/package.nix; do basename "$(dirname "$d")"; done
+  printf '%s\n' mkScryptedPlugin removedPlugins
+} | jq -R . | jq -cs 'sort')
 actual=$(jq -c 'sort' "$tmp/names.json")
 [ "$expected" = "$actual" ] || {
   echo "FAIL: .#scrypted.plugins has $actual, nix/plugins has $expected" >&2
   exit 1
 }
-echo "ok: .#scrypted.plugins lists the $(jq length "$tmp/names.json") plugin directories"
+echo "ok: .#scrypted.plugins lists the plugin directories, mkScryptedPlugin and removedPlugins"
 
 flake_drv=$(nix eval "${opts[@]}" --raw "$flake#scrypted.plugins.snapshot.drvPath" 2>/dev/null)
 harness_drv=$(nix-instantiate tests/nix/lib/plugins.nix -A packages.snapshot 2>/dev/null)
