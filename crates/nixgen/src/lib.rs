@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod config;
 pub mod escape;
+pub mod markdown;
 pub mod name;
 pub mod registry;
 pub mod removed;

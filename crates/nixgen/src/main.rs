@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use nixgen::name::PluginName;
 use nixgen::registry::{HttpSettings, Token};
+use nixgen::report::Report;
 use nixgen::update::{self, Mode, Options, Progress};
 
 /// Generates pinned Nix packages for every Scrypted plugin on the npm registry.
@@ -52,8 +53,14 @@ struct UpdateArgs {
     #[arg(long)]
     dry_run: bool,
     /// Print the summary as JSON on stdout.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print the summary as a Markdown table on stdout (for pull request bodies).
+    #[arg(long)]
+    markdown: bool,
+    /// Also write the Markdown summary to this file (whatever the output format).
+    #[arg(long, value_name = "FILE", env = "NIXGEN_MARKDOWN_FILE")]
+    markdown_file: Option<PathBuf>,
     /// Download the tarballs of changed plugins and check their hash and content.
     #[arg(long)]
     verify: bool,
@@ -123,7 +130,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     } else {
         Mode::Write
     };
-    let progress = if args.json {
+    let progress = if args.json || args.markdown {
         Progress::Quiet
     } else if std::io::stderr().is_terminal() {
         Progress::Bar
@@ -131,9 +138,9 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
         Progress::Lines
     };
     let opts = Options {
-        root: args.root,
-        registry: args.registry,
-        tarball_registry: args.tarball_registry,
+        root: args.root.clone(),
+        registry: args.registry.clone(),
+        tarball_registry: args.tarball_registry.clone(),
         env_registry: std::env::var("NPM_CONFIG_REGISTRY").ok(),
         token,
         jobs: usize::from(args.jobs),
@@ -141,7 +148,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
         verify: args.verify,
         keep_removed: args.keep_removed,
         allow_removals: args.allow_removals,
-        only: args.only,
+        only: args.only.clone(),
         http: HttpSettings {
             timeout: Duration::from_millis(args.timeout_ms),
             retries: args.retries,
@@ -154,14 +161,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(update::run(opts))?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("cannot encode the summary")?
-        );
-    } else {
-        print!("{}", report.to_text());
-    }
+    emit(&args, &report)?;
     Ok(if !report.failed.is_empty() {
         ExitCode::from(2)
     } else if mode == Mode::Check && report.pending() {
@@ -169,6 +169,25 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints the summary in the format asked for, and the Markdown file.
+fn emit(args: &UpdateArgs, report: &Report) -> Result<()> {
+    if let Some(path) = &args.markdown_file {
+        std::fs::write(path, report.to_markdown())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).context("cannot encode the summary")?
+        );
+    } else if args.markdown {
+        print!("{}", report.to_markdown());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }
 
 /// The bearer token for a private mirror, from the environment or a file

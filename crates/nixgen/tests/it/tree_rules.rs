@@ -595,3 +595,33 @@ fn mass_removal_is_refused_without_allow_removals() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(names(&out.json(), "removed"), ["b", "c", "d", "e"]);
 }
+
+#[test]
+fn markdown_summary_on_stdout_and_in_a_file() {
+    let server = small_registry(&["a", "b"]);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &["--only", "a"]).code, 0);
+    server.latest("a", &plugin_doc("a", "1.1.0"));
+    let file = root.path().join("body.md");
+    let out = nixgen_env(
+        root.path(),
+        &server.url,
+        &["--markdown"],
+        &[("NIXGEN_MARKDOWN_FILE", file.to_str().expect("utf-8"))],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "| a | 1.0.0 | 1.1.0 | [@scrypted/a](https://www.npmjs.com/package/@scrypted/a/v/1.1.0) |"
+        ) && out.stdout.contains("| b | – | 1.0.0 (added) |"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(read(&file), out.stdout);
+    // Progress lines stay off stdout; --json and --markdown exclude each other.
+    assert!(!out.stdout.contains("fetched"));
+    assert_eq!(
+        nixgen(root.path(), &server.url, &["--json", "--markdown"]).code,
+        2
+    );
+}
