@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
 use reqwest::{StatusCode, Url, header};
 
 use crate::name::PluginName;
@@ -278,8 +279,20 @@ impl Registry {
             })
     }
 
+    /// The one retry policy of every request: exponential backoff from
+    /// `backoff`, doubled per attempt, with jitter (each wait between half and
+    /// all of its step), never longer than `max_wait`, `retries` times.
+    fn policy(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff / 2)
+            .with_max_delay(self.settings.max_wait / 2)
+            .with_max_times(self.settings.retries as usize)
+            .with_jitter()
+    }
+
     /// GET with retries. A body cut short counts as a transport failure and
-    /// is retried like a refused connection.
+    /// is retried like a refused connection; a `Retry-After` (capped at
+    /// `max_wait`) replaces the planned wait.
     async fn get_into(
         &self,
         url: &Url,
@@ -287,52 +300,24 @@ impl Registry {
         whole_timeout: bool,
         sink: &mut impl Sink,
     ) -> Result<(), FetchError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let last = attempt > self.settings.retries;
-            let wait = match self.try_get(url, limit, whole_timeout, sink).await {
-                Ok(()) => return Ok(()),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Transport(source)) => {
-                    if last {
-                        return Err(FetchError::Transport {
-                            url: url.clone(),
-                            attempts: attempt,
-                            source,
-                        });
-                    }
-                    tracing::debug!(%url, attempt, error = %source, "retrying");
-                    None
-                }
-                Err(Attempt::Status(status, retry_after)) => {
-                    if last {
-                        return Err(FetchError::Status {
-                            url: url.clone(),
-                            status,
-                            attempts: attempt,
-                        });
-                    }
-                    tracing::debug!(%url, attempt, %status, "retrying");
-                    retry_after
-                }
-            };
-            let delay = wait
-                .unwrap_or_else(|| self.backoff(attempt))
-                .min(self.settings.max_wait);
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .settings
-            .backoff
-            .saturating_mul(1u32 << (attempt - 1).min(16));
-        let capped = exp.min(self.settings.max_wait);
-        // Equal jitter: at least half the delay, so concurrent retries spread
-        // out without collapsing to zero.
-        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+        let attempts = std::cell::Cell::new(0u32);
+        let sink = tokio::sync::Mutex::new(sink);
+        let max_wait = self.settings.max_wait;
+        (|| async {
+            attempts.set(attempts.get() + 1);
+            let mut sink = sink.lock().await;
+            self.try_get(url, limit, whole_timeout, &mut **sink).await
+        })
+        .retry(self.policy())
+        .sleep(tokio::time::sleep)
+        .when(Attempt::is_retryable)
+        .notify(|e, after| tracing::debug!(%url, error = %e, ?after, "retrying"))
+        .adjust(|e, planned| match (e, planned) {
+            (Attempt::Status(_, Some(asked)), Some(_)) => Some((*asked).min(max_wait)),
+            _ => planned,
+        })
+        .await
+        .map_err(|e| e.into_error(url, attempts.get()))
     }
 
     fn refusal_hint(&self, status: StatusCode) -> &'static str {
@@ -350,6 +335,7 @@ impl Registry {
         }
     }
 
+    /// One attempt: the request, its status, then the body into `sink`.
     async fn try_get(
         &self,
         url: &Url,
@@ -367,7 +353,23 @@ impl Registry {
         if whole_timeout {
             req = req.timeout(self.settings.timeout);
         }
-        let mut resp = req.send().await.map_err(Attempt::from_reqwest)?;
+        let resp = req.send().await.map_err(Attempt::from_reqwest)?;
+        let resp = self.check_status(url, resp)?;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(Attempt::Fatal(FetchError::TooLarge {
+                url: url.clone(),
+                limit,
+            }));
+        }
+        receive(url, resp, limit, sink).await
+    }
+
+    /// Sorts a response by status: success, worth a retry, or final.
+    fn check_status(
+        &self,
+        url: &Url,
+        resp: reqwest::Response,
+    ) -> Result<reqwest::Response, Attempt> {
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return Err(Attempt::Fatal(FetchError::NotFound { url: url.clone() }));
@@ -382,39 +384,42 @@ impl Registry {
             return Err(Attempt::Status(status, retry_after));
         }
         if !status.is_success() {
-            let hint = self.refusal_hint(status);
             return Err(Attempt::Fatal(FetchError::Refused {
                 url: url.clone(),
                 status,
-                hint,
+                hint: self.refusal_hint(status),
             }));
         }
-        if resp.content_length().is_some_and(|n| n > limit) {
+        Ok(resp)
+    }
+}
+
+/// Streams a response body into `sink`, at most `limit` bytes.
+async fn receive(
+    url: &Url,
+    mut resp: reqwest::Response,
+    limit: u64,
+    sink: &mut impl Sink,
+) -> Result<(), Attempt> {
+    let sink_err = |source| {
+        Attempt::Fatal(FetchError::Sink {
+            url: url.clone(),
+            source,
+        })
+    };
+    sink.reset().map_err(sink_err)?;
+    let mut received = 0u64;
+    while let Some(chunk) = resp.chunk().await.map_err(Attempt::from_reqwest)? {
+        received += chunk.len() as u64;
+        if received > limit {
             return Err(Attempt::Fatal(FetchError::TooLarge {
                 url: url.clone(),
                 limit,
             }));
         }
-        let sink_err = |source| {
-            Attempt::Fatal(FetchError::Sink {
-                url: url.clone(),
-                source,
-            })
-        };
-        sink.reset().map_err(sink_err)?;
-        let mut received = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(Attempt::from_reqwest)? {
-            received += chunk.len() as u64;
-            if received > limit {
-                return Err(Attempt::Fatal(FetchError::TooLarge {
-                    url: url.clone(),
-                    limit,
-                }));
-            }
-            sink.write(&chunk).map_err(sink_err)?;
-        }
-        Ok(())
+        sink.write(&chunk).map_err(sink_err)?;
     }
+    Ok(())
 }
 
 /// Where a response body goes. Reset before every attempt, so a retried
@@ -449,6 +454,37 @@ impl Attempt {
             Self::Fatal(FetchError::Client(e))
         } else {
             Self::Transport(e)
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Fatal(_))
+    }
+
+    /// The error a caller sees once retries are over.
+    fn into_error(self, url: &Url, attempts: u32) -> FetchError {
+        match self {
+            Self::Fatal(e) => e,
+            Self::Transport(source) => FetchError::Transport {
+                url: url.clone(),
+                attempts,
+                source,
+            },
+            Self::Status(status, _) => FetchError::Status {
+                url: url.clone(),
+                status,
+                attempts,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "{e}"),
+            Self::Status(status, _) => write!(f, "HTTP {status}"),
+            Self::Fatal(e) => write!(f, "{e}"),
         }
     }
 }
@@ -551,16 +587,21 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded_and_jittered() {
+        use backon::BackoffBuilder as _;
         let s = HttpSettings {
             backoff: Duration::from_millis(100),
             max_wait: Duration::from_secs(1),
+            retries: 30,
             ..Default::default()
         };
         let r = Registry::new("http://127.0.0.1:1", None, s).expect("client");
-        for attempt in 1..30 {
-            let d = r.backoff(attempt);
-            assert!(d <= Duration::from_secs(1), "{d:?}");
-            assert!(d >= Duration::from_millis(50), "{d:?}");
+        let delays: Vec<Duration> = r.policy().build().collect();
+        assert_eq!(delays.len(), 30);
+        for d in &delays {
+            assert!(*d <= Duration::from_secs(1), "{d:?}");
+            assert!(*d >= Duration::from_millis(50), "{d:?}");
         }
+        assert!(delays[0] < Duration::from_millis(100), "{delays:?}");
+        assert!(delays[29] >= Duration::from_millis(500), "{delays:?}");
     }
 }
