@@ -126,31 +126,8 @@ pub fn classify(
     let Some(scrypted) = obj.get("scrypted").filter(|s| s.is_object()) else {
         return Ok(Classified::Skip(SkipReason::NotAPlugin));
     };
-    match scrypted.get("runtime") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(r)) if r == "node" => {}
-        Some(Value::String(r)) if r == "python" => return Ok(Classified::Skip(SkipReason::Python)),
-        Some(other) => {
-            let shown = other
-                .as_str()
-                .map_or_else(|| other.to_string(), str::to_owned);
-            return Ok(Classified::Skip(SkipReason::UnsupportedRuntime(
-                clean_line(&shown, 80),
-            )));
-        }
-    }
-    match obj.get("deprecated") {
-        Some(Value::String(why)) if !why.trim().is_empty() => {
-            return Ok(Classified::Skip(SkipReason::Deprecated(clean_line(
-                why, 200,
-            ))));
-        }
-        Some(Value::Bool(true)) => {
-            return Ok(Classified::Skip(SkipReason::Deprecated(
-                "no reason given".into(),
-            )));
-        }
-        _ => {}
+    if let Some(reason) = runtime_skip(scrypted).or_else(|| deprecation(obj)) {
+        return Ok(Classified::Skip(reason));
     }
     let raw_version = obj
         .get("version")
@@ -180,6 +157,32 @@ pub fn classify(
         maintainer: maintainer(obj),
         dependencies,
     }))
+}
+
+/// Why a plugin with this `scrypted` section is not a Node plugin, if not.
+fn runtime_skip(scrypted: &Value) -> Option<SkipReason> {
+    match scrypted.get("runtime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r == "node" => None,
+        Some(Value::String(r)) if r == "python" => Some(SkipReason::Python),
+        Some(other) => {
+            let shown = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
+            Some(SkipReason::UnsupportedRuntime(clean_line(&shown, 80)))
+        }
+    }
+}
+
+/// npm's `deprecated`: a non-empty message, or `true`.
+fn deprecation(obj: &serde_json::Map<String, Value>) -> Option<SkipReason> {
+    match obj.get("deprecated") {
+        Some(Value::String(why)) if !why.trim().is_empty() => {
+            Some(SkipReason::Deprecated(clean_line(why, 200)))
+        }
+        Some(Value::Bool(true)) => Some(SkipReason::Deprecated("no reason given".into())),
+        _ => None,
+    }
 }
 
 /// A malformed dependency must not be dropped silently (the plugin would then
