@@ -7,7 +7,9 @@ use futures_util::{StreamExt as _, stream};
 use reqwest::Url;
 
 use super::progress::Bar;
-use super::{Options, PluginError};
+use anyhow::Context as _;
+
+use super::Options;
 use crate::classify::{Classified, SkipReason, classify};
 use crate::config::Config;
 use crate::name::PluginName;
@@ -20,7 +22,7 @@ pub(super) enum Fetched {
     Gone(Url),
 }
 
-pub(super) type Results = Vec<(PluginName, Result<Fetched, PluginError>)>;
+pub(super) type Results = Vec<(PluginName, anyhow::Result<Fetched>)>;
 
 /// What discovery found.
 pub(super) struct Found {
@@ -170,24 +172,15 @@ async fn fetch_one(
     registry: &Registry,
     name: &PluginName,
     held: Option<&semver::Version>,
-) -> Result<Fetched, PluginError> {
+) -> anyhow::Result<Fetched> {
     let (url, doc) = match registry.metadata(name, held).await {
         Ok(r) => r,
         Err(FetchError::NotFound { url }) => return Ok(Fetched::Gone(url)),
-        Err(source) => {
-            return Err(PluginError::Fetch {
-                plugin: name.clone(),
-                source,
-            });
-        }
+        Err(e) => return Err(e).with_context(|| format!("cannot fetch {}", name.npm())),
     };
     classify(name, held, &doc)
         .map(Fetched::Classified)
-        .map_err(|source| PluginError::Data {
-            plugin: name.clone(),
-            url,
-            source,
-        })
+        .with_context(|| format!("bad registry data for {} from {url}", name.npm()))
 }
 
 pub(super) fn push_skip(report: &mut Report, name: String, reason: SkipReason, note: &str) {

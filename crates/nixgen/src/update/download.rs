@@ -3,7 +3,8 @@
 
 use futures_util::{StreamExt as _, stream};
 
-use super::PluginError;
+use anyhow::Context as _;
+
 use super::plan::{Action, Actions, fail};
 use crate::classify::Pin;
 use crate::registry::Registry;
@@ -29,7 +30,7 @@ pub(super) async fn verify_changes(
             _ => None,
         })
         .collect();
-    let failures: Vec<(Pin, Option<String>, PluginError)> = stream::iter(pins)
+    let failures: Vec<(Pin, Option<String>, anyhow::Error)> = stream::iter(pins)
         .map(|(pin, old)| async move {
             let e = verify_one(registry, &pin).await.err()?;
             Some((pin, old, e))
@@ -44,29 +45,34 @@ pub(super) async fn verify_changes(
     }
 }
 
-async fn verify_one(registry: &Registry, pin: &Pin) -> Result<(), PluginError> {
+async fn verify_one(registry: &Registry, pin: &Pin) -> anyhow::Result<()> {
     let url = registry.tarball_url(&pin.name, &pin.version);
-    let verify_err = |source| PluginError::Verify {
-        plugin: pin.name.clone(),
-        version: pin.version.clone(),
-        url: url.clone(),
-        source,
+    let failed = || {
+        format!(
+            "--verify failed for {} {} from {url}",
+            pin.name.npm(),
+            pin.version
+        )
     };
-    let mut download = Download::new().map_err(|e| verify_err(VerifyError::Spool(e)))?;
+    let mut download = Download::new()
+        .map_err(VerifyError::Spool)
+        .with_context(failed)?;
     registry
         .tarball(&url, &mut download)
         .await
-        .map_err(|source| PluginError::Download {
-            plugin: pin.name.clone(),
-            version: pin.version.clone(),
-            source,
+        .with_context(|| {
+            format!(
+                "cannot download {} {} for --verify",
+                pin.name.npm(),
+                pin.version
+            )
         })?;
     let checked = {
         let pin = pin.clone();
         tokio::task::spawn_blocking(move || download.check(&pin)).await
     };
     match checked {
-        Ok(r) => r.map_err(verify_err),
+        Ok(r) => r.with_context(failed),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }

@@ -9,16 +9,13 @@ mod write;
 
 use std::path::PathBuf;
 
-use reqwest::Url;
+use anyhow::Context as _;
 
-use crate::classify::ClassifyError;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::name::PluginName;
 use crate::registry::{FetchError, HttpSettings, Registry, Token};
-use crate::render::RenderError;
 use crate::report::Report;
-use crate::tree::{self, TreeError};
-use crate::verify::VerifyError;
+use crate::tree;
 
 pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org";
 
@@ -60,79 +57,16 @@ pub struct Options {
     pub progress: Progress,
 }
 
+/// A run that would remove more than a few plugins: typed, so that the
+/// command line and tests can tell it from other failures to start.
 #[derive(Debug, thiserror::Error)]
-pub enum UpdateError {
-    #[error("--root {0} is not a directory")]
-    BadRoot(PathBuf),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("cannot set up the registry client")]
-    Registry(#[source] FetchError),
-    #[error(transparent)]
-    Tree(#[from] TreeError),
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error(
-        "refusing to remove {} of {generated} generated plugins (more than {}, or more than one and over 10 %); nothing was written:\n{}\nAn empty or partial mirror answers like this; check the registry, or pass --allow-removals if these plugins really are gone",
-        .removals.len(), plan::MAX_REMOVALS, .removals.join("\n")
-    )]
-    TooManyRemovals {
-        removals: Vec<String>,
-        generated: usize,
-    },
-}
-
-/// Why one plugin failed; the others go on.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    #[error("cannot fetch {}", .plugin.npm())]
-    Fetch {
-        plugin: PluginName,
-        #[source]
-        source: FetchError,
-    },
-    #[error("{} is not in the registry ({url})", .plugin.npm())]
-    NotFound { plugin: PluginName, url: Url },
-    #[error("{} answers 404 at {url}, but {why}", .plugin.npm())]
-    Unconfirmed404 {
-        plugin: PluginName,
-        url: Url,
-        why: &'static str,
-    },
-    #[error("bad registry data for {} from {url}", .plugin.npm())]
-    Data {
-        plugin: PluginName,
-        url: Url,
-        #[source]
-        source: ClassifyError,
-    },
-    #[error("cannot download {} {version} for --verify", .plugin.npm())]
-    Download {
-        plugin: PluginName,
-        version: semver::Version,
-        #[source]
-        source: FetchError,
-    },
-    #[error("--verify failed for {} {version} from {url}", .plugin.npm())]
-    Verify {
-        plugin: PluginName,
-        version: semver::Version,
-        url: Url,
-        #[source]
-        source: VerifyError,
-    },
-    #[error("cannot render {}", .plugin.npm())]
-    Render {
-        plugin: PluginName,
-        #[source]
-        source: RenderError,
-    },
-    #[error("cannot write {}", .plugin.npm())]
-    Write {
-        plugin: PluginName,
-        #[source]
-        source: TreeError,
-    },
+#[error(
+    "refusing to remove {} of {generated} generated plugins (more than {}, or more than one and over 10 %); nothing was written:\n{}\nAn empty or partial mirror answers like this; check the registry, or pass --allow-removals if these plugins really are gone",
+    .removals.len(), plan::MAX_REMOVALS, .removals.join("\n")
+)]
+pub struct TooManyRemovals {
+    pub removals: Vec<String>,
+    pub generated: usize,
 }
 
 /// The metadata registry and the one tarballs come from.
@@ -166,13 +100,15 @@ impl Clients {
     }
 }
 
-pub async fn run(opts: Options) -> Result<Report, UpdateError> {
+/// Runs an update. Errors are the run's (bad root, config, registry URL,
+/// unreadable tree, [`TooManyRemovals`]); a plugin's failure is in the report.
+pub async fn run(opts: Options) -> anyhow::Result<Report> {
     let root = opts.root.as_path();
     if !root.is_dir() {
-        return Err(UpdateError::BadRoot(root.to_owned()));
+        anyhow::bail!("--root {} is not a directory", root.display());
     }
     let config = Config::load(root)?;
-    let clients = Clients::new(&opts, &config).map_err(UpdateError::Registry)?;
+    let clients = Clients::new(&opts, &config).context("cannot set up the registry client")?;
     let writing = opts.mode == Mode::Write;
     if writing {
         tree::sweep(root);

@@ -3,11 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::discover::{Fetched, Results, push_skip};
-use super::{PluginError, UpdateError};
+use anyhow::Context as _;
+
+use super::TooManyRemovals;
 use crate::classify::{Classified, Pin, SkipReason};
 use crate::name::PluginName;
 use crate::render;
-use crate::report::{self, Failed, Report};
+use crate::report::{Failed, Report};
 use crate::tree::Entry;
 
 pub(super) enum Action {
@@ -114,33 +116,22 @@ fn gone(
     url: reqwest::Url,
     pinned: bool,
     listed: Option<&BTreeSet<PluginName>>,
-) -> Result<SkipReason, Box<PluginError>> {
+) -> anyhow::Result<SkipReason> {
     if !pinned {
-        return Err(Box::new(PluginError::NotFound {
-            plugin: name.clone(),
-            url,
-        }));
+        anyhow::bail!("{} is not in the registry ({url})", name.npm());
     }
     let why = match listed {
         None => "no registry search confirmed it was removed",
         Some(l) if l.contains(name) => "the registry search still lists it",
         Some(_) => return Ok(SkipReason::Gone),
     };
-    Err(Box::new(PluginError::Unconfirmed404 {
-        plugin: name.clone(),
-        url,
-        why,
-    }))
+    anyhow::bail!("{} answers 404 at {url}, but {why}", name.npm())
 }
 
 /// The action for a Node plugin, `None` when its file is already right.
-fn refresh(pin: Pin, old: Option<&Old<'_>>) -> Result<Option<Action>, Box<PluginError>> {
-    let text = render::package_nix(&pin).map_err(|source| {
-        Box::new(PluginError::Render {
-            plugin: pin.name.clone(),
-            source,
-        })
-    })?;
+fn refresh(pin: Pin, old: Option<&Old<'_>>) -> anyhow::Result<Option<Action>> {
+    let text =
+        render::package_nix(&pin).with_context(|| format!("cannot render {}", pin.name.npm()))?;
     let Some(old) = old else {
         return Ok(Some(Action::Add(pin, text)));
     };
@@ -165,7 +156,7 @@ pub(super) const MAX_REMOVALS: usize = 3;
 pub(super) fn check_removals(
     actions: &Actions,
     tree: &BTreeMap<PluginName, Entry>,
-) -> Result<(), UpdateError> {
+) -> Result<(), TooManyRemovals> {
     let removals: Vec<String> = actions
         .iter()
         .filter_map(|(name, a)| match a {
@@ -182,7 +173,7 @@ pub(super) fn check_removals(
         .count();
     let n = removals.len();
     if n > MAX_REMOVALS || (n > 1 && n * 10 > generated) {
-        return Err(UpdateError::TooManyRemovals {
+        return Err(TooManyRemovals {
             removals,
             generated,
         });
@@ -190,10 +181,15 @@ pub(super) fn check_removals(
     Ok(())
 }
 
-pub(super) fn fail(report: &mut Report, name: &PluginName, kept: Option<String>, e: &PluginError) {
+pub(super) fn fail(
+    report: &mut Report,
+    name: &PluginName,
+    kept: Option<String>,
+    e: &anyhow::Error,
+) {
     report.failed.push(Failed {
         name: name.to_string(),
         kept,
-        error: report::chain(e),
+        error: format!("{e:#}"),
     });
 }

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use futures_util::{StreamExt as _, stream};
 
-use super::PluginError;
 use super::plan::{Action, Actions, fail};
 use crate::name::PluginName;
 use crate::registry::Registry;
@@ -115,10 +114,7 @@ pub(super) async fn apply(
                     Action::Update { old, .. } | Action::Remove { old, .. } => old.clone(),
                     Action::Add(..) => None,
                 };
-                let e = PluginError::Write {
-                    plugin: name.clone(),
-                    source,
-                };
+                let e = anyhow::Error::new(source).context(format!("cannot write {}", name.npm()));
                 fail(report, &name, old, &e);
             }
         }
