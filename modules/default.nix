@@ -243,8 +243,7 @@ let
   # Scrypted installs a plugin's pluginDependencies only when it downloads the
   # plugin from npm itself, never on a sideload, so they are deployed along
   # with the plugins that need them, as installing from Scrypted's UI would.
-  dependencyNames =
-    name: map attrNameOf (availablePlugins.${name}.pluginDependencies or [ ]);
+  dependencyNames = name: map attrNameOf (availablePlugins.${name}.pluginDependencies or [ ]);
 
   # The declared plugins first, then whatever they need, each once.
   resolvedPlugins = map (entry: entry.key) (
