@@ -48,7 +48,7 @@ new_repo() {
     echo "# $p 1.0.0" >"$dir/nix/plugins/$p/package.nix"
   done
   echo "# builder" >"$dir/nix/mk-scrypted-plugin.nix"
-  git -C "$dir" init -q
+  git -C "$dir" -c init.defaultBranch=main init -q
   git -C "$dir" -c user.name=t -c user.email=t@example.com add -A
   git -C "$dir" -c user.name=t -c user.email=t@example.com commit -qm init
 }
