@@ -270,6 +270,22 @@ mod tests {
         assert!(seen.len() > 10);
     }
 
+    proptest::proptest! {
+        /// Any two valid npm names differ in their directory names, and a
+        /// directory name gives its npm name back.
+        #[test]
+        fn directory_names_are_one_to_one(
+            a in "(@[a-z0-9][a-z0-9._-]{0,6}/)?[a-z0-9][a-z0-9._-]{0,8}",
+            b in "(@[a-z0-9][a-z0-9._-]{0,6}/)?[a-z0-9][a-z0-9._-]{0,8}",
+        ) {
+            if let (Ok(x), Ok(y)) = (PluginName::from_npm(&a), PluginName::from_npm(&b)) {
+                proptest::prop_assert_eq!(x.as_str() == y.as_str(), a == b, "{} {}", a, b);
+                let back = PluginName::new(x.as_str()).map(|n| n.npm());
+                proptest::prop_assert_eq!(back.ok(), Some(a.clone()));
+            }
+        }
+    }
+
     #[test]
     fn scope_handling() {
         assert_eq!(
