@@ -58,6 +58,11 @@
             });
       };
 
+      # The plugin builder, for a plugin or version the plugin set lacks:
+      # `scrypted-nix.lib.mkScryptedPlugin pkgs { pname = "nvr"; version = ...; hash = ...; }`.
+      # Also in every plugin set (`pkgs.scrypted.plugins.mkScryptedPlugin`).
+      lib.mkScryptedPlugin = pkgs: pkgs.callPackage ./nix/mk-scrypted-plugin.nix { };
+
       # An attribute set importing the path, not the bare path: older Nix (such as
       # 2.8) rejects a path in `nix flake check`, while the import keeps the module
       # system's file locations and de-duplication by path.

@@ -59,13 +59,50 @@ let
   generatedTokenFile = "/var/lib/scrypted-secrets/admin-token";
   tokenPath = if cfg.tokenFile != null then cfg.tokenFile else generatedTokenFile;
 
+  # README.md, "Plugin names": @scrypted/<name> is `<name>`, @<scope>/<name> is
+  # `<scope>--<name>`, an unscoped <name> is `_--<name>`.
+  attrNameOf =
+    npmName:
+    let
+      scoped = builtins.match "@([^/]+)/(.+)" npmName;
+    in
+    if scoped == null then
+      "_--${npmName}"
+    else if lib.head scoped == "scrypted" then
+      lib.elemAt scoped 1
+    else
+      "${lib.head scoped}--${lib.elemAt scoped 1}";
+
+  # `plugins` holds names (attribute names such as "nvr", or npm names such as
+  # "@scrypted/nvr") and packages, which are deployed as they are under their
+  # pluginName, in place of the set's plugin of that name.
+  givenPackages = filter (entry: !lib.isString entry && entry ? pluginName) cfg.plugins;
+  packagesWithoutName = filter (entry: !lib.isString entry && !(entry ? pluginName)) cfg.plugins;
+  entryName =
+    entry:
+    if !lib.isString entry then
+      attrNameOf entry.pluginName
+    else if lib.hasPrefix "@" entry then
+      attrNameOf entry
+    else
+      entry;
+  declaredEntries = filter (entry: lib.isString entry || entry ? pluginName) cfg.plugins;
+  declaredNames = map entryName declaredEntries;
+
   # Only real packages count as plugins: a scope also carries callPackage,
-  # newScope, overrideScope and the like.
-  availablePlugins = lib.filterAttrs (_: lib.isDerivation) cfg.pluginSet;
+  # newScope, overrideScope, mkScryptedPlugin and the like.
+  availablePlugins =
+    lib.filterAttrs (_: lib.isDerivation) cfg.pluginSet
+    // lib.listToAttrs (map (pkg: lib.nameValuePair (attrNameOf pkg.pluginName) pkg) givenPackages);
   availableNames = lib.attrNames availablePlugins;
 
-  unknownPlugins = filter (name: !(availablePlugins ? ${name})) cfg.plugins;
-  knownPlugins = filter (name: availablePlugins ? ${name}) cfg.plugins;
+  unknownPlugins = filter (entry: !(availablePlugins ? ${entryName entry})) declaredEntries;
+  knownPlugins = filter (name: availablePlugins ? ${name}) declaredNames;
+
+  # nixgen's record of the plugins it removed (nix/plugins/removed.json), which
+  # this repository's plugin set carries.
+  removedPlugins = cfg.pluginSet.removedPlugins or { };
+
   resolvedPackages = map (name: availablePlugins.${name}) resolvedPlugins;
 
   # Plugins that bring their own runtime environment (openvino's Python
@@ -96,11 +133,14 @@ let
       describe =
         name:
         let
-          bare = lib.removePrefix "@scrypted/" name;
-          closest = concatMapStringsSep ", " (n: "\"${n}\"") (closestNames name);
-          hint = lib.optionalString (bare != name) " (write bare names: \"${bare}\", not \"${name}\")";
+          removed = removedPlugins.${entryName name} or null;
+          lastPinned = if removed.version or null == null then "?" else removed.version;
+          closest = concatMapStringsSep ", " (n: "\"${n}\"") (closestNames (entryName name));
         in
-        "  - \"${name}\": closest available: ${closest}${hint}";
+        if removed != null then
+          "  - \"${name}\" was removed from the plugin set on ${removed.date}: ${removed.reason} (last pinned ${lastPinned}); to keep it, pin it with mkScryptedPlugin (README.md, NixOS module). Closest available: ${closest}"
+        else
+          "  - \"${name}\": closest available: ${closest}";
     in
     ''
       mares.automation.scrypted.plugins names plugins that the plugin set does not have:
@@ -222,8 +262,7 @@ let
   # Scrypted installs a plugin's pluginDependencies only when it downloads the
   # plugin from npm itself, never on a sideload, so they are deployed along
   # with the plugins that need them, as installing from Scrypted's UI would.
-  dependencyNames =
-    name: map (lib.removePrefix "@scrypted/") (availablePlugins.${name}.pluginDependencies or [ ]);
+  dependencyNames = name: map attrNameOf (availablePlugins.${name}.pluginDependencies or [ ]);
 
   # The declared plugins first, then whatever they need, each once.
   resolvedPlugins = map (entry: entry.key) (
@@ -282,7 +321,7 @@ in
     };
 
     plugins = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (types.either types.str types.package);
       default = [ ];
       example = [
         "nvr"
@@ -290,12 +329,15 @@ in
         "openvino"
       ];
       description = ''
-        Plugins to install, by bare name (`"nvr"` for `@scrypted/nvr`): attribute names of
-        `pluginSet`. On a server they are deployed into Scrypted at every boot where they are
-        not already in place, from the Nix store, without network access. A plugin's
-        `pluginDependencies` (unifi-protect needs prebuffer-mixin) are deployed with it, as
-        Scrypted's own installer would. Scrypted keeps plugins that are installed but not
-        listed here; removing a name does not uninstall it.
+        Plugins to install: attribute names of `pluginSet` (`"nvr"` for `@scrypted/nvr`,
+        `"apocaliss92--scrypted-frigate-bridge"`), npm names (`"@scrypted/nvr"`), or packages
+        (`pkgs.scrypted.plugins.nvr.overrideAttrs ...`, `mkScryptedPlugin { ... }`), which are
+        deployed as given under their `pluginName`, also where another plugin depends on
+        them. Each npm name at most once. On a server they are deployed into Scrypted at
+        every boot where they are not already in place, from the Nix store, without network
+        access. A plugin's `pluginDependencies` (unifi-protect needs prebuffer-mixin) are
+        deployed with it, as Scrypted's own installer would. Scrypted keeps plugins that are
+        installed but not listed here; removing an entry does not uninstall it.
       '';
     };
 
@@ -459,8 +501,16 @@ in
           }. Add it to the plugin set (`nix run .#update` picks up every Node plugin on npm) or drop the plugin that needs it.";
         }
         {
-          assertion = lib.unique cfg.plugins == cfg.plugins;
-          message = "mares.automation.scrypted.plugins lists a plugin more than once; list each once.";
+          assertion = lib.unique declaredNames == declaredNames;
+          message = "mares.automation.scrypted.plugins lists a plugin more than once (by name, npm name or package: ${
+            concatStringsSep ", " (lib.unique (filter (n: lib.count (m: m == n) declaredNames > 1) declaredNames))
+          }); list each once.";
+        }
+        {
+          assertion = packagesWithoutName == [ ];
+          message = "mares.automation.scrypted.plugins: ${
+            concatMapStringsSep ", " (p: p.name or "a package") packagesWithoutName
+          } has no passthru.pluginName; build plugins with mkScryptedPlugin.";
         }
         {
           assertion = cfg.role == "client" -> clusterMode == "client";

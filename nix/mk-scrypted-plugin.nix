@@ -9,7 +9,11 @@
 }:
 
 {
+  # The npm name without its scope; with `scope`, the npm name is `@<scope>/<pname>`.
   pname,
+  # `"scrypted"` for the official plugins, another scope for community plugins
+  # (`"apocaliss92"` for @apocaliss92/scrypted-frigate-bridge), null for an unscoped package.
+  scope ? "scrypted",
   version,
   hash,
   meta ? { },
@@ -20,12 +24,19 @@
   ...
 }@args:
 
+let
+  # The name Scrypted, npm and sideloadd know the plugin by.
+  npmName = if scope == null then pname else "@${scope}/${pname}";
+  # Store paths say which scope a community plugin comes from.
+  scopePrefix = if scope == null || scope == "scrypted" then "" else "${scope}-";
+in
 stdenvNoCC.mkDerivation (
   finalAttrs:
   # Anything else the caller gives (buildInputs, preInstall, ...) reaches mkDerivation
-  # unchanged; hash, meta, pluginDependencies and passthru are folded into the
+  # unchanged; scope, hash, meta, pluginDependencies and passthru are folded into the
   # attributes below instead.
   removeAttrs args [
+    "scope"
     "hash"
     "meta"
     "pluginDependencies"
@@ -34,12 +45,14 @@ stdenvNoCC.mkDerivation (
   // {
     # Sideloading configs and `nix path-info` output stay readable when the store
     # path says what it is, not just the bare npm name.
-    name = "scrypted-plugin-${finalAttrs.pname}-${finalAttrs.version}";
+    name = "scrypted-plugin-${scopePrefix}${finalAttrs.pname}-${finalAttrs.version}";
+    # For the install check, which must find this name in package.json.
+    inherit npmName;
 
     src = fetchurl {
       # The pinned tarball: overriding version alone keeps this src (and hash), and
       # the install check then fails on the version package.json names.
-      url = "https://registry.npmjs.org/@scrypted/${pname}/-/${pname}-${version}.tgz";
+      url = "https://registry.npmjs.org/${npmName}/-/${pname}-${version}.tgz";
       inherit hash;
     };
 
@@ -71,7 +84,7 @@ stdenvNoCC.mkDerivation (
       runHook preInstallCheck
 
       # Node plugins are started from main.nodejs.js, Python ones from main.py.
-      entry=$(jq -er --arg name "@scrypted/$pname" --arg version "$version" '
+      entry=$(jq -er --arg name "$npmName" --arg version "$version" '
         if .name != $name then error("package.json is for \(.name), expected \($name)")
         elif .version != $version then error("package.json has version \(.version), expected \($version)")
         elif (.scrypted | type) != "object" then error("package.json has no scrypted section: not a plugin")
@@ -81,14 +94,14 @@ stdenvNoCC.mkDerivation (
       ' "$out/package.json")
 
       if ! unzip -tqq "$out/plugin.zip"; then
-        echo "@scrypted/$pname $version: plugin.zip is not a valid zip archive" >&2
+        echo "$npmName $version: plugin.zip is not a valid zip archive" >&2
         exit 1
       fi
       # Listed into a variable first: grep -q closing the pipe early would make
       # unzip fail with SIGPIPE under pipefail.
       listing=$(unzip -Z1 "$out/plugin.zip")
       if ! grep -qxF -- "$entry" <<<"$listing"; then
-        echo "@scrypted/$pname $version: plugin.zip has no $entry" >&2
+        echo "$npmName $version: plugin.zip has no $entry" >&2
         exit 1
       fi
 
@@ -97,7 +110,7 @@ stdenvNoCC.mkDerivation (
 
     passthru = {
       # The npm name Scrypted and sideloadd know the plugin by.
-      pluginName = "@scrypted/${finalAttrs.pname}";
+      pluginName = npmName;
       # Scrypted installs these only when it downloads a plugin from npm itself,
       # never on a sideload: the NixOS module deploys them alongside.
       inherit pluginDependencies;
@@ -108,14 +121,14 @@ stdenvNoCC.mkDerivation (
         ".#update"
         "--"
         "--only"
-        finalAttrs.pname
+        npmName
       ];
     }
     // passthru finalAttrs;
 
     meta = {
-      description = "Scrypted plugin @scrypted/${finalAttrs.pname}";
-      homepage = "https://www.npmjs.com/package/@scrypted/${finalAttrs.pname}";
+      description = "Scrypted plugin ${npmName}";
+      homepage = "https://www.npmjs.com/package/${npmName}";
       # No default license: the registry metadata of most plugins names none (the
       # Scrypted repository licenses per directory: homekit ships MIT, snapshot no
       # licence file at all). `unfree` would misstate the MIT/Apache ones and make

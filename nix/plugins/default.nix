@@ -1,5 +1,6 @@
-# Every Scrypted plugin pinned in this directory, by npm name without the scope:
-# `nvr` is @scrypted/nvr. Each <name>/package.nix is called with mkScryptedPlugin
+# Every Scrypted plugin pinned in this directory, by attribute name (README.md,
+# "Plugin names"): `nvr` is @scrypted/nvr, `vityevato--hikvision-doorbell` is
+# @vityevato/hikvision-doorbell. Each <name>/package.nix is called with mkScryptedPlugin
 # and anything from pkgs, so hand-maintained plugins (openvino) can ask for more.
 {
   lib,
@@ -16,5 +17,12 @@ let
   };
 in
 # This file itself would appear as a plugin named `default`; users pick plugins by
-# attribute name, so the set must hold plugins and nothing else.
+# attribute name, so the set holds plugins and, besides them, only the builder (to pin
+# or patch one plugin on a host) and nixgen's record of removed plugins (for the
+# NixOS module's messages); neither is a derivation.
 removeAttrs found [ "default" ]
+// {
+  inherit mkScryptedPlugin;
+  removedPlugins =
+    if builtins.pathExists ./removed.json then lib.importJSON ./removed.json else { };
+}

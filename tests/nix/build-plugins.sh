@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds real plugins (snapshot, homekit, unifi-protect) with the real
+# Builds real plugins (snapshot, homekit, unifi-protect, and the community plugin
+# @vityevato/hikvision-doorbell from its own npm scope) with the real
 # nix/mk-scrypted-plugin.nix, the real package.nix files and the real fetch
 # (<nix/fetchurl.nix>, from the registry URL rendered into the builder). Only
 # stdenvNoCC.mkDerivation and the unzip/jq/zip packages are stood in for, by host
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-plugins=(snapshot homekit unifi-protect)
+plugins=(snapshot homekit unifi-protect vityevato--hikvision-doorbell)
 harness=tests/nix/lib/plugins.nix
 
 required=(nix/mk-scrypted-plugin.nix)
@@ -42,9 +43,20 @@ for p in "${plugins[@]}"; do
   version=$(eval_str "h.pins.\"$p\".version")
   src=$(eval_str "h.packages.\"$p\".src.outPath")
 
+  # README.md, "Plugin names": <scope>--<name> is @<scope>/<name>, whose store
+  # path says scrypted-plugin-<scope>-<name>-<version>.
+  case $p in
+  *--*) npm="@${p%%--*}/${p#*--}" stem="${p%%--*}-${p#*--}" ;;
+  *) npm="@scrypted/$p" stem=$p ;;
+  esac
   name=$(basename "$out")
-  [ "${name#*-}" = "scrypted-plugin-$p-$version" ] || {
-    echo "FAIL: $p: store path $name is not named scrypted-plugin-$p-$version" >&2
+  [ "${name#*-}" = "scrypted-plugin-$stem-$version" ] || {
+    echo "FAIL: $p: store path $name is not named scrypted-plugin-$stem-$version" >&2
+    exit 1
+  }
+  plugin_name=$(eval_str "h.packages.\"$p\".pluginName")
+  [ "$plugin_name" = "$npm" ] || {
+    echo "FAIL: $p: pluginName is $plugin_name, expected $npm" >&2
     exit 1
   }
 
@@ -59,7 +71,7 @@ for p in "${plugins[@]}"; do
   tar -xzf "$src" -C "$tmp/$p"
   cmp "$out/package.json" "$tmp/$p/package/package.json"
   cmp "$out/plugin.zip" "$tmp/$p/package/dist/plugin.zip"
-  echo "ok: $p $version -> $out (package.json and plugin.zip match the tarball)"
+  echo "ok: $npm $version -> $out (package.json and plugin.zip match the tarball)"
 done
 
 # Expects the build of $1 to fail with a log matching $2.

@@ -3,7 +3,9 @@
 #    real nix/mk-scrypted-plugin.nix (over the stand-ins of build-plugins.sh) to a
 #    derivation scrypted-plugin-<name>-<version> that fetches
 #    <registry>/@scrypted/<name>/-/<name>-<version>.tgz by its pinned sha512, with
-#    pluginName @scrypted/<name>. Instantiated, not built.
+#    pluginName @scrypted/<name>; a community plugin's directory <scope>--<name>
+#    (`_--<name>` unscoped) likewise gives @<scope>/<name> and
+#    scrypted-plugin-<scope>-<name>-<version>. Instantiated, not built.
 # 2. With NIXPKGS_LIB=/path (a nixpkgs or nixpkgs.lib tree): nix/plugins/default.nix
 #    and the flake's outputs evaluated with that lib and a stand-in package set
 #    (tests/nix/lib/flake-eval.nix), with and without a scrypted in nixpkgs; then
@@ -31,6 +33,7 @@ nix-instantiate --eval --strict --json -E '
     in {
       inherit name;
       inherit (pin) pname version hash;
+      scope = pin.scope or "scrypted";
       description = pin.meta.description or null;
       drvName = drv.name;
       drvPath = drv.drvPath;
@@ -45,17 +48,26 @@ nix-instantiate --eval --strict --json -E '
 
 jq -r '
   def fail($msg): "FAIL: \(.name): \($msg)";
+  # README.md, "Plugin names": <name> is @scrypted/<name>, <scope>--<name> is
+  # @<scope>/<name>, _--<name> is the unscoped <name>.
+  def parts: (index("--")) as $i
+    | if $i == null then {scope: "scrypted", bare: .}
+      elif .[:$i] == "_" then {scope: null, bare: .[$i + 2:]}
+      else {scope: .[:$i], bare: .[$i + 2:]} end;
+  def npm: if .scope == null then .bare else "@\(.scope)/\(.bare)" end;
+  def prefix: if .scope == null or .scope == "scrypted" then "" else "\(.scope)-" end;
   if length == 0 then "FAIL: no generated plugins under nix/plugins" else
-  ((.[0].url | capture("^(?<base>https?://.+)/@scrypted/") | .base)? // "") as $base
-  | if $base == "" then "FAIL: \(.[0].url) is not a registry tarball URL" else empty end,
-  (.[] |
-    if .pname != .name then fail("pname \(.pname) differs from its directory")
+  (map(select(.name | test("--") | not))[0].url as $u
+    | ($u | capture("^(?<base>https?://.+)/@scrypted/") | .base)? // "") as $base
+  | if $base == "" then "FAIL: no official plugin fetches a registry tarball URL" else empty end,
+  (.[] | (.name | parts) as $p |
+    if .pname != $p.bare or .scope != $p.scope then fail("pname \(.pname), scope \(.scope) differ from its directory")
     elif (.version | test("^[0-9]+\\.[0-9]+\\.[0-9]+([-+].*)?$") | not) then fail("version \(.version) is not semver")
     elif (.hash | test("^sha512-[A-Za-z0-9+/]{86}==$") | not) then fail("hash \(.hash) is not a sha512 SRI hash")
     elif (.description | type) != "string" or .description == "" then fail("no meta.description")
-    elif .drvName != "scrypted-plugin-\(.name)-\(.version)" then fail("derivation named \(.drvName)")
-    elif .pluginName != "@scrypted/\(.name)" then fail("pluginName \(.pluginName)")
-    elif .url != "\($base)/@scrypted/\(.name)/-/\(.name)-\(.version).tgz" then fail("fetches \(.url)")
+    elif .drvName != "scrypted-plugin-\($p | prefix)\($p.bare)-\(.version)" then fail("derivation named \(.drvName)")
+    elif .pluginName != ($p | npm) then fail("pluginName \(.pluginName)")
+    elif .url != "\($base)/\($p | npm)/-/\($p.bare)-\(.version).tgz" then fail("fetches \(.url)")
     elif .outputHash != .hash then fail("fetch pinned to \(.outputHash), package.nix says \(.hash)")
     else "ok: \(.name) \(.version)" end)
   end
@@ -63,7 +75,7 @@ jq -r '
 if grep -q '^FAIL' "$tmp/plugins.out"; then
   exit 1
 fi
-echo "$(jq length "$tmp/plugins.json") generated plugins evaluate, from $(jq -r '.[0].url | sub("/@scrypted/.*"; "")' "$tmp/plugins.json")"
+echo "$(jq length "$tmp/plugins.json") generated plugins evaluate, from $(jq -r '.[0].url | sub("/@[^/]+/.*"; "")' "$tmp/plugins.json")"
 
 echo "--- the plugin set and the flake outputs, with nixpkgs' lib"
 if [ -z "${NIXPKGS_LIB:-}" ]; then
@@ -123,13 +135,17 @@ grep -q "github:NixOS/nixpkgs/d1c15b7d5806069da59e819999d70e1cec0760bf" "$tmp/ev
   exit 1
 }
 echo "ok: nix reads flake.lock's nixpkgs pin"
-expected=$(for d in nix/plugins/*/package.nix; do basename "$(dirname "$d")"; done | jq -R . | jq -cs 'sort')
+# Besides the plugins, the set carries the builder and nixgen's removal record.
+expected=$({
+  for d in nix/plugins/*/package.nix; do basename "$(dirname "$d")"; done
+  printf '%s\n' mkScryptedPlugin removedPlugins
+} | jq -R . | jq -cs 'sort')
 actual=$(jq -c 'sort' "$tmp/names.json")
 [ "$expected" = "$actual" ] || {
   echo "FAIL: .#scrypted.plugins has $actual, nix/plugins has $expected" >&2
   exit 1
 }
-echo "ok: .#scrypted.plugins lists the $(jq length "$tmp/names.json") plugin directories"
+echo "ok: .#scrypted.plugins lists the plugin directories, mkScryptedPlugin and removedPlugins"
 
 server=$(nix eval "${opts[@]}" --json "$flake#scrypted" --apply 's: { inherit (s) name; inherit (s.meta) mainProgram; }' 2>"$tmp/eval.log") || {
   cat "$tmp/eval.log" >&2

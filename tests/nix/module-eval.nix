@@ -105,9 +105,21 @@ let
     };
     objectdetector = mkPlugin "objectdetector" { };
     inherit openvino;
-    # What a scope carries besides packages.
+    # A community plugin (README.md, "Plugin names"), depending on an official one.
+    vityevato--hikvision-doorbell = mkPlugin "hikvision-doorbell" {
+      pluginName = "@vityevato/hikvision-doorbell";
+      pluginDependencies = [ "@scrypted/prebuffer-mixin" ];
+    };
+    # What a scope carries besides packages, and what nix/plugins adds.
     callPackage = _: _: { };
     overrideScope = _: { };
+    mkScryptedPlugin = fakeMkScryptedPlugin;
+    removedPlugins.ring = {
+      npmName = "@scrypted/ring";
+      version = "0.0.145";
+      reason = "no longer on the registry";
+      date = "2026-11-30";
+    };
   };
 
   sideloadd = fakeDrv "sideloadd-0.1.0" { meta.mainProgram = "sideloadd"; };
@@ -521,8 +533,9 @@ let
   unknown = evalWith {
     settings.plugins = [
       "nvrr"
-      "@scrypted/onvif"
+      "@scrypted/onvf"
       "unifi"
+      "ring"
     ];
   };
   unknownMessages = lib.concatStringsSep "\n" (failedAssertions unknown);
@@ -531,9 +544,95 @@ let
     ++ check "unknown plugin: names and suggestions" (
       hasInfix ''"nvrr": closest available: "nvr"'' unknownMessages
       && hasInfix ''"unifi": closest available: "unifi-protect"'' unknownMessages
-      && hasInfix ''closest available: "onvif"'' unknownMessages
-      && hasInfix ''write bare names: "onvif"'' unknownMessages
-    ) unknownMessages;
+      && hasInfix ''"@scrypted/onvf": closest available: "onvif"'' unknownMessages
+    ) unknownMessages
+    ++
+      check "unknown plugin: a removed one says when and why"
+        (hasInfix removedRing unknownMessages)
+        unknownMessages;
+
+  removedRing = ''"ring" was removed from the plugin set on 2026-11-30: no longer on the registry (last pinned 0.0.145)'';
+
+  # Names, npm names of any scope, and packages in place of the set's plugin.
+  olderPrebuffer = fakeMkScryptedPlugin {
+    pname = "prebuffer-mixin";
+    version = "0.9.0";
+    hash = "sha512-older";
+    # Unlike the set's prebuffer-mixin (which needs snapshot): the package's own
+    # dependencies count.
+    pluginDependencies = [ "@scrypted/homekit" ];
+    passthru = _: { };
+  };
+  # What `pkgs.scrypted.plugins.onvif.overrideAttrs ...` gives: another store path,
+  # still pluginName @scrypted/onvif.
+  patchedOnvif = fakeDrv "scrypted-plugin-onvif-1.0.0-patched" { pluginName = "@scrypted/onvif"; };
+  mixed = evalWith {
+    settings.plugins = [
+      "@scrypted/nvr"
+      "@vityevato/hikvision-doorbell"
+      olderPrebuffer
+      patchedOnvif
+    ];
+  };
+  mixedPlugins = pluginEntriesOf mixed;
+  duplicateByNpmName = evalWith {
+    settings.plugins = [
+      "nvr"
+      "@scrypted/nvr"
+    ];
+  };
+  duplicateByPackage = evalWith {
+    settings.plugins = [
+      "prebuffer-mixin"
+      olderPrebuffer
+    ];
+  };
+  nameless = evalWith { settings.plugins = [ (fakeDrv "not-a-plugin" { }) ]; };
+  namesAndPackagesCase =
+    check "plugins: names, npm names and packages" (
+      failedAssertions mixed == [ ]
+      && mixedPlugins == [
+        {
+          name = "@scrypted/nvr";
+          path = "${pluginSet.nvr}";
+        }
+        {
+          name = "@vityevato/hikvision-doorbell";
+          path = "${pluginSet.vityevato--hikvision-doorbell}";
+        }
+        {
+          name = "@scrypted/prebuffer-mixin";
+          path = "${olderPrebuffer}";
+        }
+        {
+          name = "@scrypted/onvif";
+          path = "${patchedOnvif}";
+        }
+        {
+          name = "@scrypted/homekit";
+          path = "${pluginSet.homekit}";
+        }
+      ]
+    ) (builtins.toJSON (failedAssertions mixed ++ mixedPlugins))
+    ++
+      assertionSays "plugins: one npm name twice, by name and npm name" duplicateByNpmName
+        "more than once (by name, npm name or package: nvr)"
+    ++
+      assertionSays "plugins: one npm name twice, by name and package" duplicateByPackage
+        "package: prebuffer-mixin)"
+    ++
+      assertionSays "plugins: a package without pluginName" nameless
+        "not-a-plugin has no passthru.pluginName";
+
+  assertionSays =
+    name: system: text:
+    check name (lib.any (hasInfix text) (failedAssertions system)) (
+      builtins.toJSON (failedAssertions system)
+    );
+
+  pluginEntriesOf =
+    system:
+    (lib.head system.systemd.services.scrypted-sideload.restartTriggers).env.unchecked.settings.plugins;
 
   pluginNamesOf =
     system:
@@ -790,6 +889,7 @@ let
     tokenCase
     pathLiteralCase
     unknownCase
+    namesAndPackagesCase
     dependencyCase
     detectionCase
     clientCase

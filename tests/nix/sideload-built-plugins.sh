@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-plugins=(snapshot homekit unifi-protect)
+# One community plugin among them: it lands under its own scope.
+plugins=(snapshot homekit unifi-protect vityevato--hikvision-doorbell)
 harness=tests/nix/lib/plugins.nix
 
 tmp=$(mktemp -d)
@@ -23,9 +24,10 @@ trap cleanup EXIT
 cargo build --quiet --locked -p sideloadd -p fake-scrypted
 bin=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/debug
 
-declare -A paths
+declare -A paths names
 for p in "${plugins[@]}"; do
   paths[$p]=$(nix-build --no-out-link -E "(import ./$harness { }).packages.\"$p\"")
+  names[$p]=$(nix-instantiate --eval --json -E "(import ./$harness { }).packages.\"$p\".pluginName" | jq -r .)
 done
 
 token=sideload-test-token-$RANDOM$RANDOM
@@ -34,7 +36,7 @@ mkdir "$tmp/volume" "$tmp/state"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 jq -n --arg server "http://127.0.0.1:$port" --arg tmp "$tmp" \
-  --argjson plugins "$(for p in "${plugins[@]}"; do jq -n --arg n "@scrypted/$p" --arg path "${paths[$p]}" '{name: $n, path: $path}'; done | jq -s .)" \
+  --argjson plugins "$(for p in "${plugins[@]}"; do jq -n --arg n "${names[$p]}" --arg path "${paths[$p]}" '{name: $n, path: $path}'; done | jq -s .)" \
   '{server: $server, tokenFile: ($tmp + "/token"), stateDir: ($tmp + "/state"), volume: ($tmp + "/volume"),
     readyTimeoutSecs: 30, plugins: $plugins}' >"$tmp/config.json"
 "$bin/sideloadd" check-config "$tmp/config.json"
@@ -56,7 +58,7 @@ echo "--- first boot"
 }
 for p in "${plugins[@]}"; do
   md5=$(md5sum "${paths[$p]}/plugin.zip" | cut -d' ' -f1)
-  zip_file=$tmp/volume/plugins/@scrypted/$p/zip/1-$md5.zip
+  zip_file=$tmp/volume/plugins/${names[$p]}/zip/1-$md5.zip
   cmp "${paths[$p]}/plugin.zip" "$zip_file" || {
     echo "FAIL: $p: Scrypted's volume does not hold the zip Nix built ($zip_file)" >&2
     exit 1

@@ -53,7 +53,7 @@ impl std::fmt::Display for SkipReason {
             Self::Ignored => f.write_str("ignored by nixgen.toml"),
             Self::HandMaintained => f.write_str("hand-maintained (no @generated marker)"),
             Self::InvalidName(why) => f.write_str(why),
-            Self::Gone => f.write_str("gone from the registry"),
+            Self::Gone => f.write_str("no longer on the registry"),
         }
     }
 }
@@ -63,7 +63,7 @@ impl SkipReason {
     pub fn removes_package(&self) -> bool {
         matches!(
             self,
-            Self::NotAPlugin | Self::Python | Self::UnsupportedRuntime(_)
+            Self::NotAPlugin | Self::Python | Self::UnsupportedRuntime(_) | Self::Deprecated(_)
         )
     }
 }
@@ -78,6 +78,8 @@ pub enum ClassifyError {
     WrongVersion { expected: String, found: String },
     #[error("missing version")]
     MissingVersion,
+    #[error("version is {0} characters long; more than {MAX_VERSION_LEN} is refused")]
+    VersionTooLong(usize),
     #[error("version {version:?} is not semver: {why}")]
     BadVersion { version: String, why: String },
     #[error("missing dist.integrity")]
@@ -86,8 +88,23 @@ pub enum ClassifyError {
     NoSha512(String),
     #[error("dist.integrity {0:?} is malformed")]
     BadIntegrity(String),
-    #[error("scrypted.pluginDependencies must be a list of @scrypted/<name> strings, found {0}")]
+    #[error("scrypted.pluginDependencies must be a list of npm package names, found {0}")]
     BadDependency(String),
+}
+
+/// Longest version accepted: real ones are a few dozen characters; a huge
+/// one would end up in file names, store paths and every message.
+pub const MAX_VERSION_LEN: usize = 256;
+
+/// Parses a registry or config version, refusing absurd lengths first.
+pub fn parse_version(raw: &str) -> Result<semver::Version, ClassifyError> {
+    if raw.len() > MAX_VERSION_LEN {
+        return Err(ClassifyError::VersionTooLong(raw.len()));
+    }
+    semver::Version::parse(raw).map_err(|e| ClassifyError::BadVersion {
+        version: clean_line(raw, 80),
+        why: e.to_string(),
+    })
 }
 
 /// Classifies the document fetched for `name` (and `held` version, if any).
@@ -97,7 +114,7 @@ pub fn classify(
     doc: &Value,
 ) -> Result<Classified, ClassifyError> {
     let obj = doc.as_object().ok_or(ClassifyError::NotAnObject)?;
-    let expected = name.scoped();
+    let expected = name.npm();
     let found = obj.get("name").and_then(Value::as_str);
     if found != Some(expected.as_str()) {
         let found = found.map_or_else(
@@ -109,40 +126,14 @@ pub fn classify(
     let Some(scrypted) = obj.get("scrypted").filter(|s| s.is_object()) else {
         return Ok(Classified::Skip(SkipReason::NotAPlugin));
     };
-    match scrypted.get("runtime") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(r)) if r == "node" => {}
-        Some(Value::String(r)) if r == "python" => return Ok(Classified::Skip(SkipReason::Python)),
-        Some(other) => {
-            let shown = other
-                .as_str()
-                .map_or_else(|| other.to_string(), str::to_owned);
-            return Ok(Classified::Skip(SkipReason::UnsupportedRuntime(
-                clean_line(&shown, 80),
-            )));
-        }
-    }
-    match obj.get("deprecated") {
-        Some(Value::String(why)) if !why.trim().is_empty() => {
-            return Ok(Classified::Skip(SkipReason::Deprecated(clean_line(
-                why, 200,
-            ))));
-        }
-        Some(Value::Bool(true)) => {
-            return Ok(Classified::Skip(SkipReason::Deprecated(
-                "no reason given".into(),
-            )));
-        }
-        _ => {}
+    if let Some(reason) = runtime_skip(scrypted).or_else(|| deprecation(obj)) {
+        return Ok(Classified::Skip(reason));
     }
     let raw_version = obj
         .get("version")
         .and_then(Value::as_str)
         .ok_or(ClassifyError::MissingVersion)?;
-    let version = semver::Version::parse(raw_version).map_err(|e| ClassifyError::BadVersion {
-        version: clean_line(raw_version, 80),
-        why: e.to_string(),
-    })?;
+    let version = parse_version(raw_version)?;
     if let Some(held) = held
         && *held != version
     {
@@ -168,9 +159,35 @@ pub fn classify(
     }))
 }
 
-/// A dependency outside `@scrypted/` could not be provided by this plugin set,
-/// and a malformed one must not be dropped silently (the plugin would then be
-/// deployed without it): both fail the plugin, which keeps its old pin.
+/// Why a plugin with this `scrypted` section is not a Node plugin, if not.
+fn runtime_skip(scrypted: &Value) -> Option<SkipReason> {
+    match scrypted.get("runtime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r == "node" => None,
+        Some(Value::String(r)) if r == "python" => Some(SkipReason::Python),
+        Some(other) => {
+            let shown = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
+            Some(SkipReason::UnsupportedRuntime(clean_line(&shown, 80)))
+        }
+    }
+}
+
+/// npm's `deprecated`: a non-empty message, or `true`.
+fn deprecation(obj: &serde_json::Map<String, Value>) -> Option<SkipReason> {
+    match obj.get("deprecated") {
+        Some(Value::String(why)) if !why.trim().is_empty() => {
+            Some(SkipReason::Deprecated(clean_line(why, 200)))
+        }
+        Some(Value::Bool(true)) => Some(SkipReason::Deprecated("no reason given".into())),
+        _ => None,
+    }
+}
+
+/// A malformed dependency must not be dropped silently (the plugin would then
+/// be deployed without it): it fails the plugin, which keeps its old pin. A
+/// dependency the plugin set lacks is the NixOS module's to report.
 fn dependencies(scrypted: &Value) -> Result<Vec<PluginName>, ClassifyError> {
     let bad = |v: &Value| ClassifyError::BadDependency(clean_line(&v.to_string(), 100));
     let list = match scrypted.get("pluginDependencies") {
@@ -182,8 +199,7 @@ fn dependencies(scrypted: &Value) -> Result<Vec<PluginName>, ClassifyError> {
         .iter()
         .map(|v| {
             v.as_str()
-                .and_then(PluginName::from_scoped)
-                .and_then(Result::ok)
+                .and_then(|s| PluginName::from_npm(s).ok())
                 .ok_or_else(|| bad(v))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -233,7 +249,7 @@ fn description(
     };
     pick(obj.get("description"))
         .or_else(|| pick(scrypted.get("name")))
-        .unwrap_or_else(|| format!("Scrypted plugin {}", name.scoped()))
+        .unwrap_or_else(|| format!("Scrypted plugin {}", name.npm()))
 }
 
 /// The first maintainer, else the publisher, else the author.
@@ -309,9 +325,9 @@ mod tests {
         assert_eq!(names, ["prebuffer-mixin", "snapshot"]);
 
         for bad in [
-            json!(["@other/plugin"]),
+            json!(["@Other/plugin"]),
             json!(["@scrypted/../../etc"]),
-            json!(["snapshot"]),
+            json!(["../snapshot"]),
             json!([1]),
             json!("@scrypted/snapshot"),
         ] {
@@ -404,6 +420,11 @@ mod tests {
             classify(&nvr(), None, &d),
             Err(ClassifyError::BadVersion { .. })
         ));
+        d["version"] = json!(format!("1.0.0-{}", "a".repeat(300)));
+        assert_eq!(
+            classify(&nvr(), None, &d),
+            Err(ClassifyError::VersionTooLong(306))
+        );
         let held = semver::Version::new(0, 12, 1);
         assert!(matches!(
             classify(&nvr(), Some(&held), &doc()),

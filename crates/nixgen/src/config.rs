@@ -87,8 +87,8 @@ impl Config {
             let name = name
                 .parse::<PluginName>()
                 .map_err(|e| invalid(format!("hold: {e}")))?;
-            let version = semver::Version::parse(&version)
-                .map_err(|e| invalid(format!("hold.{name}: version {version:?}: {e}")))?;
+            let version = crate::classify::parse_version(&version)
+                .map_err(|e| invalid(format!("hold.{name}: {e}")))?;
             hold.insert(name, version);
         }
         Ok(Self {
@@ -125,13 +125,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_names_versions_and_keys() {
-        for bad in [
+        for bad in &[
             "extra = [\"../x\"]",
             "hold = { nvr = \"latest\" }",
+            &format!("hold = {{ nvr = \"1.0.0-{}\" }}", "a".repeat(300)),
             "typo = 1",
             "hold = { \"A\" = \"1.0.0\" }",
         ] {
             let err = Config::parse(bad, Path::new("t.toml")).expect_err(bad);
+            assert!(err.to_string().len() < 400, "{err}");
             assert!(err.to_string().contains("t.toml"), "{err}");
         }
     }

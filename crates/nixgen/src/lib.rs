@@ -4,8 +4,10 @@
 pub mod classify;
 pub mod config;
 pub mod escape;
+pub mod markdown;
 pub mod name;
 pub mod registry;
+pub mod removed;
 pub mod render;
 pub mod report;
 pub mod tree;

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use nixgen::name::PluginName;
 use nixgen::registry::{HttpSettings, Token};
+use nixgen::report::Report;
 use nixgen::update::{self, Mode, Options, Progress};
 
 /// Generates pinned Nix packages for every Scrypted plugin on the npm registry.
@@ -52,14 +53,24 @@ struct UpdateArgs {
     #[arg(long)]
     dry_run: bool,
     /// Print the summary as JSON on stdout.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print the summary as a Markdown table on stdout (for pull request bodies).
+    #[arg(long)]
+    markdown: bool,
+    /// Also write the Markdown summary to this file (whatever the output format).
+    #[arg(long, value_name = "FILE", env = "NIXGEN_MARKDOWN_FILE")]
+    markdown_file: Option<PathBuf>,
     /// Download the tarballs of changed plugins and check their hash and content.
     #[arg(long)]
     verify: bool,
     /// Keep generated plugins that left the registry or became Python.
     #[arg(long)]
     keep_removed: bool,
+    /// Allow removing more than 3 plugins (or more than one and over 10 %
+    /// of the tree) in one run; without it such a run writes nothing.
+    #[arg(long)]
+    allow_removals: bool,
     /// Only refresh these plugins (no search; no other plugin is added or removed).
     #[arg(long, num_args = 1.., value_name = "NAME")]
     only: Vec<PluginName>,
@@ -80,6 +91,15 @@ struct UpdateArgs {
         default_value_t = 60_000
     )]
     max_wait_ms: u64,
+    /// Overall deadline of one --verify download in milliseconds, retries
+    /// included.
+    #[arg(
+        long,
+        hide = true,
+        env = "NIXGEN_TARBALL_DEADLINE_MS",
+        default_value_t = 600_000
+    )]
+    tarball_deadline_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -110,7 +130,7 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     } else {
         Mode::Write
     };
-    let progress = if args.json {
+    let progress = if args.json || args.markdown {
         Progress::Quiet
     } else if std::io::stderr().is_terminal() {
         Progress::Bar
@@ -118,35 +138,30 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
         Progress::Lines
     };
     let opts = Options {
-        root: args.root,
-        registry: args.registry,
-        tarball_registry: args.tarball_registry,
+        root: args.root.clone(),
+        registry: args.registry.clone(),
+        tarball_registry: args.tarball_registry.clone(),
         env_registry: std::env::var("NPM_CONFIG_REGISTRY").ok(),
         token,
         jobs: usize::from(args.jobs),
         mode,
         verify: args.verify,
         keep_removed: args.keep_removed,
-        only: args.only,
+        allow_removals: args.allow_removals,
+        only: args.only.clone(),
         http: HttpSettings {
             timeout: Duration::from_millis(args.timeout_ms),
             retries: args.retries,
             backoff: Duration::from_millis(args.backoff_ms),
             max_wait: Duration::from_millis(args.max_wait_ms),
             max_in_flight: usize::from(args.jobs),
+            tarball_deadline: Duration::from_millis(args.tarball_deadline_ms),
         },
         progress,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(update::run(opts))?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("cannot encode the summary")?
-        );
-    } else {
-        print!("{}", report.to_text());
-    }
+    emit(&args, &report)?;
     Ok(if !report.failed.is_empty() {
         ExitCode::from(2)
     } else if mode == Mode::Check && report.pending() {
@@ -154,6 +169,25 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints the summary in the format asked for, and the Markdown file.
+fn emit(args: &UpdateArgs, report: &Report) -> Result<()> {
+    if let Some(path) = &args.markdown_file {
+        std::fs::write(path, report.to_markdown())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).context("cannot encode the summary")?
+        );
+    } else if args.markdown {
+        print!("{}", report.to_markdown());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }
 
 /// The bearer token for a private mirror, from the environment or a file

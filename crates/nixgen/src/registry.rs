@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
 use reqwest::{StatusCode, Url, header};
 
 use crate::name::PluginName;
@@ -24,6 +25,10 @@ pub struct HttpSettings {
     /// Requests in flight at once over the whole client, whatever the
     /// callers' own concurrency (search, metadata, tarballs, retries).
     pub max_in_flight: usize,
+    /// Overall limit for one tarball download, retries included: the read
+    /// timeout alone lets a server trickling one byte at a time hold a run
+    /// for hours.
+    pub tarball_deadline: Duration,
 }
 
 impl Default for HttpSettings {
@@ -34,6 +39,7 @@ impl Default for HttpSettings {
             backoff: Duration::from_millis(500),
             max_wait: Duration::from_secs(60),
             max_in_flight: 16,
+            tarball_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -58,8 +64,12 @@ impl fmt::Debug for Token {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("invalid registry URL {url:?}: {why}")]
+    #[error("invalid registry URL {url}: {why}")]
     BadBase { url: String, why: String },
+    #[error(
+        "invalid registry URL {url}: put credentials in NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE, not in the URL"
+    )]
+    CredentialsInUrl { url: String },
     #[error("invalid registry token: it must be printable ASCII")]
     BadToken,
     #[error("cannot build the HTTP client")]
@@ -91,6 +101,10 @@ pub enum FetchError {
     },
     #[error("the HTTP client was shut down")]
     Closed,
+    #[error("GET {url}: the search answered no results (counted as a failed search)")]
+    EmptySearch { url: Url },
+    #[error("GET {url}: not done after {} s (the whole download's deadline)", .after.as_secs_f64())]
+    Deadline { url: Url, after: Duration },
     #[error("GET {url}: not found (HTTP 404)")]
     NotFound { url: Url },
     #[error("GET {url}: response larger than {limit} bytes")]
@@ -101,12 +115,6 @@ pub enum FetchError {
         #[source]
         source: serde_json::Error,
     },
-}
-
-impl FetchError {
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound { .. })
-    }
 }
 
 const JSON_LIMIT: u64 = 16 << 20;
@@ -121,6 +129,8 @@ pub struct Registry {
     base: Url,
     settings: HttpSettings,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Whether a bearer token is sent: a 401 then means it was rejected.
+    has_token: bool,
 }
 
 /// The result of one search: scoped names as the registry spelled them.
@@ -137,7 +147,7 @@ impl Registry {
     ) -> Result<Self, FetchError> {
         let base_str = normalize_base(base)?;
         let base = Url::parse(&format!("{base_str}/")).map_err(|e| FetchError::BadBase {
-            url: base.to_owned(),
+            url: redact(&base_str),
             why: e.to_string(),
         })?;
         let mut headers = header::HeaderMap::new();
@@ -161,6 +171,7 @@ impl Registry {
             base,
             settings,
             in_flight,
+            has_token: token.is_some(),
         })
     }
 
@@ -181,11 +192,11 @@ impl Registry {
 
     pub fn metadata_url(&self, name: &PluginName, version: Option<&semver::Version>) -> Url {
         let tag = version.map_or_else(|| "latest".to_owned(), ToString::to_string);
-        self.url(&format!("@scrypted/{name}/{tag}"))
+        self.url(&format!("{}/{tag}", name.npm()))
     }
 
     pub fn tarball_url(&self, name: &PluginName, version: &semver::Version) -> Url {
-        self.url(&format!("@scrypted/{name}/-/{name}-{version}.tgz"))
+        self.url(&format!("{}/-/{}-{version}.tgz", name.npm(), name.bare()))
     }
 
     /// All packages with the `scrypted` keyword, following `from=` pages.
@@ -206,13 +217,14 @@ impl Registry {
         }
         let mut out = SearchResult::default();
         let mut from = 0usize;
+        let mut url = self.url("-/v1/search");
         for _ in 0..SEARCH_MAX_PAGES {
-            let mut url = self.url("-/v1/search");
+            url = self.url("-/v1/search");
             url.query_pairs_mut()
                 .append_pair("text", "keywords:scrypted")
                 .append_pair("size", &SEARCH_PAGE.to_string())
                 .append_pair("from", &from.to_string());
-            let page: Page = self.get_json(url).await?;
+            let page: Page = self.get_json(url.clone()).await?;
             let n = page.objects.len();
             out.names
                 .extend(page.objects.into_iter().map(|o| o.package.name));
@@ -221,6 +233,11 @@ impl Registry {
             if n == 0 || !more {
                 break;
             }
+        }
+        // An empty or broken mirror answers an empty search; taken at its
+        // word it would mean every plugin left the registry.
+        if out.names.is_empty() {
+            return Err(FetchError::EmptySearch { url });
         }
         out.names.sort();
         out.names.dedup();
@@ -249,12 +266,33 @@ impl Registry {
 
     /// Streams a tarball into `sink` (no whole-request timeout: a large
     /// tarball may take long, a stalled one still hits the read timeout).
+    /// The whole download, retries included, has `tarball_deadline`.
     pub async fn tarball(&self, url: &Url, sink: &mut impl Sink) -> Result<(), FetchError> {
-        self.get_into(url, TARBALL_LIMIT, false, sink).await
+        let after = self.settings.tarball_deadline;
+        tokio::time::timeout(after, self.get_into(url, TARBALL_LIMIT, false, sink))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Deadline {
+                    url: url.clone(),
+                    after,
+                })
+            })
+    }
+
+    /// The one retry policy of every request: exponential backoff from
+    /// `backoff`, doubled per attempt, with jitter (each wait between half and
+    /// all of its step), never longer than `max_wait`, `retries` times.
+    fn policy(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff / 2)
+            .with_max_delay(self.settings.max_wait / 2)
+            .with_max_times(self.settings.retries as usize)
+            .with_jitter()
     }
 
     /// GET with retries. A body cut short counts as a transport failure and
-    /// is retried like a refused connection.
+    /// is retried like a refused connection; a `Retry-After` (capped at
+    /// `max_wait`) replaces the planned wait.
     async fn get_into(
         &self,
         url: &Url,
@@ -262,54 +300,42 @@ impl Registry {
         whole_timeout: bool,
         sink: &mut impl Sink,
     ) -> Result<(), FetchError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let last = attempt > self.settings.retries;
-            let wait = match self.try_get(url, limit, whole_timeout, sink).await {
-                Ok(()) => return Ok(()),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Transport(source)) => {
-                    if last {
-                        return Err(FetchError::Transport {
-                            url: url.clone(),
-                            attempts: attempt,
-                            source,
-                        });
-                    }
-                    tracing::debug!(%url, attempt, error = %source, "retrying");
-                    None
-                }
-                Err(Attempt::Status(status, retry_after)) => {
-                    if last {
-                        return Err(FetchError::Status {
-                            url: url.clone(),
-                            status,
-                            attempts: attempt,
-                        });
-                    }
-                    tracing::debug!(%url, attempt, %status, "retrying");
-                    retry_after
-                }
-            };
-            let delay = wait
-                .unwrap_or_else(|| self.backoff(attempt))
-                .min(self.settings.max_wait);
-            tokio::time::sleep(delay).await;
+        let attempts = std::cell::Cell::new(0u32);
+        let sink = tokio::sync::Mutex::new(sink);
+        let max_wait = self.settings.max_wait;
+        (|| async {
+            attempts.set(attempts.get() + 1);
+            let mut sink = sink.lock().await;
+            self.try_get(url, limit, whole_timeout, &mut **sink).await
+        })
+        .retry(self.policy())
+        .sleep(tokio::time::sleep)
+        .when(Attempt::is_retryable)
+        .notify(|e, after| tracing::debug!(%url, error = %e, ?after, "retrying"))
+        .adjust(|e, planned| match (e, planned) {
+            (Attempt::Status(_, Some(asked)), Some(_)) => Some((*asked).min(max_wait)),
+            _ => planned,
+        })
+        .await
+        .map_err(|e| e.into_error(url, attempts.get()))
+    }
+
+    fn refusal_hint(&self, status: StatusCode) -> &'static str {
+        match status {
+            StatusCode::UNAUTHORIZED if self.has_token => {
+                " (the registry rejected the token from NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
+            }
+            StatusCode::FORBIDDEN if self.has_token => {
+                " (the token from NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE is not allowed to read this)"
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                " (a private mirror needs NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
+            }
+            _ => "",
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .settings
-            .backoff
-            .saturating_mul(1u32 << (attempt - 1).min(16));
-        let capped = exp.min(self.settings.max_wait);
-        // Equal jitter: at least half the delay, so concurrent retries spread
-        // out without collapsing to zero.
-        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
-    }
-
+    /// One attempt: the request, its status, then the body into `sink`.
     async fn try_get(
         &self,
         url: &Url,
@@ -327,7 +353,23 @@ impl Registry {
         if whole_timeout {
             req = req.timeout(self.settings.timeout);
         }
-        let mut resp = req.send().await.map_err(Attempt::from_reqwest)?;
+        let resp = req.send().await.map_err(Attempt::from_reqwest)?;
+        let resp = self.check_status(url, resp)?;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(Attempt::Fatal(FetchError::TooLarge {
+                url: url.clone(),
+                limit,
+            }));
+        }
+        receive(url, resp, limit, sink).await
+    }
+
+    /// Sorts a response by status: success, worth a retry, or final.
+    fn check_status(
+        &self,
+        url: &Url,
+        resp: reqwest::Response,
+    ) -> Result<reqwest::Response, Attempt> {
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return Err(Attempt::Fatal(FetchError::NotFound { url: url.clone() }));
@@ -342,44 +384,42 @@ impl Registry {
             return Err(Attempt::Status(status, retry_after));
         }
         if !status.is_success() {
-            let hint = match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    " (a private mirror needs NIXGEN_REGISTRY_TOKEN or NIXGEN_REGISTRY_TOKEN_FILE)"
-                }
-                _ => "",
-            };
             return Err(Attempt::Fatal(FetchError::Refused {
                 url: url.clone(),
                 status,
-                hint,
+                hint: self.refusal_hint(status),
             }));
         }
-        if resp.content_length().is_some_and(|n| n > limit) {
+        Ok(resp)
+    }
+}
+
+/// Streams a response body into `sink`, at most `limit` bytes.
+async fn receive(
+    url: &Url,
+    mut resp: reqwest::Response,
+    limit: u64,
+    sink: &mut impl Sink,
+) -> Result<(), Attempt> {
+    let sink_err = |source| {
+        Attempt::Fatal(FetchError::Sink {
+            url: url.clone(),
+            source,
+        })
+    };
+    sink.reset().map_err(sink_err)?;
+    let mut received = 0u64;
+    while let Some(chunk) = resp.chunk().await.map_err(Attempt::from_reqwest)? {
+        received += chunk.len() as u64;
+        if received > limit {
             return Err(Attempt::Fatal(FetchError::TooLarge {
                 url: url.clone(),
                 limit,
             }));
         }
-        let sink_err = |source| {
-            Attempt::Fatal(FetchError::Sink {
-                url: url.clone(),
-                source,
-            })
-        };
-        sink.reset().map_err(sink_err)?;
-        let mut received = 0u64;
-        while let Some(chunk) = resp.chunk().await.map_err(Attempt::from_reqwest)? {
-            received += chunk.len() as u64;
-            if received > limit {
-                return Err(Attempt::Fatal(FetchError::TooLarge {
-                    url: url.clone(),
-                    limit,
-                }));
-            }
-            sink.write(&chunk).map_err(sink_err)?;
-        }
-        Ok(())
+        sink.write(&chunk).map_err(sink_err)?;
     }
+    Ok(())
 }
 
 /// Where a response body goes. Reset before every attempt, so a retried
@@ -416,16 +456,52 @@ impl Attempt {
             Self::Transport(e)
         }
     }
+
+    fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Fatal(_))
+    }
+
+    /// The error a caller sees once retries are over.
+    fn into_error(self, url: &Url, attempts: u32) -> FetchError {
+        match self {
+            Self::Fatal(e) => e,
+            Self::Transport(source) => FetchError::Transport {
+                url: url.clone(),
+                attempts,
+                source,
+            },
+            Self::Status(status, _) => FetchError::Status {
+                url: url.clone(),
+                status,
+                attempts,
+            },
+        }
+    }
 }
 
-/// Checks the scheme and drops trailing slashes.
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "{e}"),
+            Self::Status(status, _) => write!(f, "HTTP {status}"),
+            Self::Fatal(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Checks the scheme and drops trailing slashes. Credentials in the URL are
+/// refused, and no error echoes them.
 pub fn normalize_base(base: &str) -> Result<String, FetchError> {
     let trimmed = base.trim().trim_end_matches('/');
+    let shown = redact(trimmed);
     let bad = |why: &str| FetchError::BadBase {
-        url: base.to_owned(),
+        url: shown.clone(),
         why: why.to_owned(),
     };
     let url = Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(FetchError::CredentialsInUrl { url: shown });
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("only http and https are supported"));
     }
@@ -434,12 +510,22 @@ pub fn normalize_base(base: &str) -> Result<String, FetchError> {
             "a query or fragment makes no sense in a registry base URL",
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "put credentials in NIXGEN_REGISTRY_TOKEN, not in the URL",
-        ));
-    }
     Ok(trimmed.to_owned())
+}
+
+/// A URL fit for an error message: user and password replaced by `***`; text
+/// that does not parse but has an `@` (maybe `user:secret@`) is not shown.
+fn redact(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+            format!("{:?}", u.as_str())
+        }
+        Ok(_) => format!("{raw:?}"),
+        Err(_) if raw.contains('@') => "(not shown: it may hold credentials)".to_owned(),
+        Err(_) => format!("{raw:?}"),
+    }
 }
 
 #[cfg(test)]
@@ -454,6 +540,14 @@ mod tests {
         );
         for bad in ["ftp://x", "not a url", "https://u:p@x", "https://x/?q=1"] {
             assert!(normalize_base(bad).is_err(), "{bad}");
+        }
+        for secret in [
+            "https://u:s3cret@x/npm",
+            "https://s3cret@x",
+            "htt ps://u:s3cret@x",
+        ] {
+            let msg = normalize_base(secret).expect_err(secret).to_string();
+            assert!(!msg.contains("s3cret"), "{msg}");
         }
     }
 
@@ -472,6 +566,16 @@ mod tests {
             r.tarball_url(&n, &v).as_str(),
             "http://127.0.0.1:1/npm/@scrypted/nvr/-/nvr-0.12.43.tgz"
         );
+        let community = PluginName::from_npm("@apocaliss92/scrypted-frigate-bridge").expect("name");
+        assert_eq!(
+            r.tarball_url(&community, &v).as_str(),
+            "http://127.0.0.1:1/npm/@apocaliss92/scrypted-frigate-bridge/-/scrypted-frigate-bridge-0.12.43.tgz"
+        );
+        let unscoped = PluginName::from_npm("scrypted-x").expect("name");
+        assert_eq!(
+            r.metadata_url(&unscoped, None).as_str(),
+            "http://127.0.0.1:1/npm/scrypted-x/latest"
+        );
     }
 
     #[test]
@@ -483,16 +587,21 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded_and_jittered() {
+        use backon::BackoffBuilder as _;
         let s = HttpSettings {
             backoff: Duration::from_millis(100),
             max_wait: Duration::from_secs(1),
+            retries: 30,
             ..Default::default()
         };
         let r = Registry::new("http://127.0.0.1:1", None, s).expect("client");
-        for attempt in 1..30 {
-            let d = r.backoff(attempt);
-            assert!(d <= Duration::from_secs(1), "{d:?}");
-            assert!(d >= Duration::from_millis(50), "{d:?}");
+        let delays: Vec<Duration> = r.policy().build().collect();
+        assert_eq!(delays.len(), 30);
+        for d in &delays {
+            assert!(*d <= Duration::from_secs(1), "{d:?}");
+            assert!(*d >= Duration::from_millis(50), "{d:?}");
         }
+        assert!(delays[0] < Duration::from_millis(100), "{delays:?}");
+        assert!(delays[29] >= Duration::from_millis(500), "{delays:?}");
     }
 }

@@ -38,7 +38,12 @@ impl fmt::Display for Comment<'_> {
 #[template(path = "package.nix.askama", escape = "none")]
 struct PackageNix<'a> {
     maintainer: Comment<'a>,
+    /// The npm name without its scope.
     pname: NixStr<'a>,
+    /// The scope of a non-official scoped plugin (`@scrypted/` is the
+    /// builder's default).
+    scope: Option<NixStr<'a>>,
+    unscoped: bool,
     version: NixStr<'a>,
     hash: NixStr<'a>,
     description: NixStr<'a>,
@@ -62,16 +67,22 @@ pub struct RenderError {
 }
 
 pub fn homepage(pin: &Pin) -> String {
-    format!("https://www.npmjs.com/package/{}", pin.name.scoped())
+    format!("https://www.npmjs.com/package/{}", pin.name.npm())
 }
 
 pub fn package_nix(pin: &Pin) -> Result<String, RenderError> {
     let version = pin.version.to_string();
     let homepage = homepage(pin);
-    let dependencies: Vec<String> = pin.dependencies.iter().map(PluginName::scoped).collect();
+    let dependencies: Vec<String> = pin.dependencies.iter().map(PluginName::npm).collect();
     let t = PackageNix {
         maintainer: Comment(&pin.maintainer),
-        pname: NixStr(pin.name.as_str()),
+        pname: NixStr(pin.name.bare()),
+        scope: pin
+            .name
+            .scope()
+            .filter(|_| !pin.name.is_official())
+            .map(NixStr),
+        unscoped: pin.name.scope().is_none(),
         version: NixStr(&version),
         hash: NixStr(&pin.hash),
         description: NixStr(&pin.description),
@@ -150,12 +161,33 @@ mod tests {
     }
 
     #[test]
+    fn community_plugins_name_their_scope() {
+        let mut p = pin("d", "m");
+        p.name = PluginName::from_npm("@apocaliss92/scrypted-frigate-bridge").expect("name");
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains("  pname = \"scrypted-frigate-bridge\";\n  scope = \"apocaliss92\";\n"),
+            "{out}"
+        );
+        p.name = PluginName::from_npm("scrypted-x").expect("name");
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains("  pname = \"scrypted-x\";\n  scope = null;\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("https://www.npmjs.com/package/scrypted-x\""),
+            "{out}"
+        );
+        p.name = PluginName::new("nvr").expect("name");
+        assert!(!package_nix(&p).expect("render").contains("scope"));
+    }
+
+    #[test]
     fn builder_uses_the_registry() {
         let out = builder_nix("https://r.example/n\"pm").expect("render");
         assert!(
-            out.contains(
-                r#""https://r.example/n\"pm/@scrypted/${pname}/-/${pname}-${version}.tgz""#
-            ),
+            out.contains(r#""https://r.example/n\"pm/${npmName}/-/${pname}-${version}.tgz""#),
             "{out}"
         );
     }

@@ -80,11 +80,29 @@ impl Report {
 
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let verb = if self.wrote { "" } else { " (not written)" };
-        let v = |o: &Option<String>| o.clone().unwrap_or_else(|| "?".into());
         if let Some(e) = &self.search_error {
             let _ = writeln!(s, "search failed, refreshed the known plugins only: {e}");
         }
+        self.changes_text(&mut s);
+        self.problems_text(&mut s);
+        let _ = writeln!(
+            s,
+            "{} updated, {} added, {} removed, {} unchanged, {} skipped, {} failed; builder {}; {} files changed",
+            self.updated.len(),
+            self.added.len(),
+            self.removed.len(),
+            self.unchanged,
+            self.skipped.len(),
+            self.failed.len(),
+            self.builder,
+            self.files_changed,
+        );
+        s
+    }
+
+    /// Updated, added and removed plugins.
+    fn changes_text(&self, s: &mut String) {
+        let verb = if self.wrote { "" } else { " (not written)" };
         if !self.updated.is_empty() {
             let _ = writeln!(s, "updated{verb}:");
             for u in &self.updated {
@@ -93,21 +111,25 @@ impl Report {
                 } else {
                     ""
                 };
-                let _ = writeln!(s, "  {}: {} -> {}{note}", u.name, v(&u.old), u.new);
+                let _ = writeln!(s, "  {}: {} -> {}{note}", u.name, or_unknown(&u.old), u.new);
             }
         }
         if !self.added.is_empty() {
             let _ = writeln!(s, "added{verb}:");
             for a in &self.added {
-                let _ = writeln!(s, "  {} {}", a.name, v(&a.version));
+                let _ = writeln!(s, "  {} {}", a.name, or_unknown(&a.version));
             }
         }
         if !self.removed.is_empty() {
             let _ = writeln!(s, "removed{verb}:");
             for r in &self.removed {
-                let _ = writeln!(s, "  {} {} ({})", r.name, v(&r.version), r.reason);
+                let _ = writeln!(s, "  {} {} ({})", r.name, or_unknown(&r.version), r.reason);
             }
         }
+    }
+
+    /// Skipped and failed plugins.
+    fn problems_text(&self, s: &mut String) {
         if !self.skipped.is_empty() {
             let _ = writeln!(s, "skipped:");
             for k in &self.skipped {
@@ -124,20 +146,11 @@ impl Report {
                 let _ = writeln!(s, "  {} ({kept}): {}", f.name, f.error);
             }
         }
-        let _ = writeln!(
-            s,
-            "{} updated, {} added, {} removed, {} unchanged, {} skipped, {} failed; builder {}; {} files changed",
-            self.updated.len(),
-            self.added.len(),
-            self.removed.len(),
-            self.unchanged,
-            self.skipped.len(),
-            self.failed.len(),
-            self.builder,
-            self.files_changed,
-        );
-        s
     }
+}
+
+fn or_unknown(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("?")
 }
 
 /// An error and its causes on one line, `outer: inner: root`.

@@ -183,6 +183,16 @@ pub fn write_generated(path: &Path, text: &str) -> Result<bool, TreeError> {
             });
         }
     }
+    write_data(path, text).map(|()| true)
+}
+
+/// Writes `text` to `path` atomically (temporary file, fsync, rename, fsync
+/// of the directory), whatever the file held. For data files that cannot
+/// carry the marker, such as JSON.
+pub fn write_data(path: &Path, text: &str) -> Result<(), TreeError> {
+    if fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     let werr = |source| TreeError::Write {
         path: path.to_owned(),
@@ -191,8 +201,7 @@ pub fn write_generated(path: &Path, text: &str) -> Result<bool, TreeError> {
     fs::create_dir_all(dir).map_err(werr)?;
     let tmp = write_temp(dir, text).map_err(werr)?;
     tmp.persist(path).map_err(|e| werr(e.error))?;
-    sync_dir(dir).map_err(werr)?;
-    Ok(true)
+    sync_dir(dir).map_err(werr)
 }
 
 /// Creates `plugins/<name>/package.nix` as a whole: the directory is built

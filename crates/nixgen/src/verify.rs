@@ -110,7 +110,7 @@ fn check_archive(pin: &Pin, tgz: impl Read) -> Result<(), VerifyError> {
         json.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
         json.get("version").and_then(|v| v.as_str()).unwrap_or("?")
     );
-    let expected = format!("{}@{}", pin.name.scoped(), pin.version);
+    let expected = format!("{}@{}", pin.name.npm(), pin.version);
     if found != expected {
         return Err(VerifyError::Mismatch {
             expected,

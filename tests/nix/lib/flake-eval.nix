@@ -81,11 +81,21 @@ let
     lib.genAttrs harness.generatedNames (name: {
       inherit (plugins.${name}) name version pluginName;
     });
-  expected = lib.genAttrs harness.generatedNames (name: {
-    name = "scrypted-plugin-${name}-${harness.pins.${name}.version}";
-    inherit (harness.pins.${name}) version;
-    pluginName = "@scrypted/${name}";
-  });
+  # From what each package.nix passes: pname and scope (`"scrypted"` unless given;
+  # null for an unscoped package).
+  expected = lib.genAttrs harness.generatedNames (
+    name:
+    let
+      pin = harness.pins.${name};
+      scope = pin.scope or "scrypted";
+      prefix = if scope == null || scope == "scrypted" then "" else "${scope}-";
+    in
+    {
+      name = "scrypted-plugin-${prefix}${pin.pname}-${pin.version}";
+      inherit (pin) version;
+      pluginName = if scope == null then pin.pname else "@${scope}/${pin.pname}";
+    }
+  );
 
   # lib.fileset reads file types with builtins.readFileType (Nix 2.14); older Nix,
   # such as Debian's 2.8, gets the same answer from readDir of the parent.
@@ -174,8 +184,16 @@ let
 
   x86 = "x86_64-linux";
   direct = (fakePkgs false).callPackage (root + "/nix/plugins") { };
-  withDecoration = lib.sort lib.lessThan (
+  # Besides the plugins ("extras"), the set carries the builder and nixgen's removal record.
+  withExtras = lib.sort lib.lessThan (
     pluginDirs
+    ++ [
+      "mkScryptedPlugin"
+      "removedPlugins"
+    ]
+  );
+  withDecoration = lib.sort lib.lessThan (
+    withExtras
     ++ [
       "override"
       "overrideDerivation"
@@ -259,16 +277,23 @@ in
     imports == [ (root + "/modules") ]
   ) (builtins.toJSON (map toString (without.nixosModules.default.imports or [ ]))))
 
-  (same "nix/plugins: one attribute per plugin directory, plus callPackage's two" withDecoration (
+  (same "nix/plugins: plugin directories, extras and callPackage's two" withDecoration (
     lib.attrNames direct
   ))
-  (same "legacyPackages.scrypted.plugins: one attribute per plugin directory" pluginDirs (
+  (same "legacyPackages.scrypted.plugins: plugin directories and extras" withExtras (
     lib.attrNames without.legacyPackages.${x86}.scrypted.plugins
   ))
-  (same "scrypted.plugins from the overlay: one attribute per plugin directory" pluginDirs (
+  (same "scrypted.plugins from the overlay: plugin directories and extras" withExtras (
     lib.attrNames with'.legacyPackages.${x86}.scrypted.plugins
   ))
+  (check "nix/plugins: the extras are the builder and removed.json" (
+    lib.isFunction direct.mkScryptedPlugin
+    && direct.removedPlugins == lib.importJSON (root + "/nix/plugins/removed.json")
+  ) "mkScryptedPlugin or removedPlugins")
   (same "nix/plugins: generated plugins" expected (describe direct))
+  (same "lib.mkScryptedPlugin builds what the plugin set builds" direct.nvr.drvPath
+    (without.lib.mkScryptedPlugin (fakePkgs false) harness.pins.nvr).drvPath
+  )
 
   # askama reads templates/ when nixgen compiles; sideloadd has no use for them.
   (same "nix/packages/nixgen.nix" (rustExpected "nixgen" true) (rustSummary "nixgen.nix"))

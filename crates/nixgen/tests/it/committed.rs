@@ -63,9 +63,18 @@ fn committed_packages_are_well_formed() {
             parsed.errors()
         );
         let name = entry.file_name().to_string_lossy().into_owned();
+        let plugin = nixgen::name::PluginName::new(&name).expect("a plugin directory name");
+        let scope = match plugin.scope() {
+            Some("scrypted") => String::new(),
+            Some(s) => format!("  scope = \"{s}\";\n"),
+            None => "  scope = null;\n".to_owned(),
+        };
         assert!(
-            text.contains(&format!("  pname = \"{name}\";\n")),
-            "{}: pname is not the directory name",
+            text.contains(&format!(
+                "  pname = \"{}\";\n{scope}  version",
+                plugin.bare()
+            )),
+            "{}: pname and scope do not spell the directory's npm name",
             file.display()
         );
         generated.push((name, file));
@@ -89,7 +98,12 @@ fn committed_packages_are_well_formed() {
     );
     let got = nix_eval(&expr);
     for (name, _) in &generated {
-        let want = serde_json::json!({"top": ["hash", "meta", "pname", "version"], "meta": ["description", "homepage"]});
+        let top = if name.contains("--") {
+            serde_json::json!(["hash", "meta", "pname", "scope", "version"])
+        } else {
+            serde_json::json!(["hash", "meta", "pname", "version"])
+        };
+        let want = serde_json::json!({"top": top, "meta": ["description", "homepage"]});
         assert_eq!(
             serde_json::json!({"top": got[name]["top"], "meta": got[name]["meta"]}),
             want,
@@ -103,8 +117,7 @@ fn committed_packages_are_well_formed() {
             for d in list {
                 let d = d.as_str().expect("a string");
                 assert!(
-                    d.strip_prefix("@scrypted/")
-                        .is_some_and(|bare| nixgen::name::PluginName::new(bare).is_ok()),
+                    nixgen::name::PluginName::from_npm(d).is_ok(),
                     "{name}: bad dependency {d:?}"
                 );
             }

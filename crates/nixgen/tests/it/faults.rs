@@ -200,7 +200,15 @@ fn token_is_sent_but_never_printed() {
         !out.stdout.contains(secret) && !out.stderr.contains(secret),
         "token leaked"
     );
-    assert!(failed_error(&out.json(), "a").contains("NIXGEN_REGISTRY_TOKEN"));
+    let err = failed_error(&out.json(), "a");
+    assert!(err.contains("rejected the token"), "{err}");
+    // Without a token, a 401 says one is needed instead.
+    let out = nixgen(root.path(), &server.url, &["--json"]);
+    let err = failed_error(&out.json(), "a");
+    assert!(
+        err.contains("a private mirror needs NIXGEN_REGISTRY_TOKEN"),
+        "{err}"
+    );
 
     let file = root.path().join("token");
     std::fs::write(&file, format!("{secret}-file\n")).expect("write");
@@ -264,6 +272,21 @@ fn bad_arguments_are_rejected() {
         "{}",
         out.stderr
     );
+    for secret_url in [
+        "https://user:s3cr3t@registry.example/npm",
+        "https://s3cr3t@registry.example",
+    ] {
+        for flag in ["--registry", "--tarball-registry"] {
+            let mut args = vec![flag, secret_url];
+            if flag == "--tarball-registry" {
+                args.extend(["--registry", "http://127.0.0.1:9"]);
+            }
+            let out = nixgen(root.path(), "", &args);
+            assert_eq!(out.code, 2, "{out:?}");
+            assert!(out.stderr.contains("credentials"), "{}", out.stderr);
+            assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+        }
+    }
     let out = nixgen(&root.path().join("missing"), "http://127.0.0.1:9", &[]);
     assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
 }

@@ -2,6 +2,7 @@
 //! loopback. One test binary, split by topic.
 
 mod committed;
+mod community;
 mod escape_prop;
 mod faults;
 mod generate;

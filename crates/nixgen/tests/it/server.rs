@@ -19,6 +19,9 @@ pub enum Reply {
     Hang,
     /// Promise the whole body, send half of it, hang up.
     Truncated(Vec<u8>),
+    /// Send the body one byte per interval: never idle long enough for a
+    /// read timeout.
+    Trickle(Vec<u8>, Duration),
 }
 
 impl Reply {
@@ -222,6 +225,22 @@ fn respond(mut conn: TcpStream, reply: Reply) {
         } => (code, headers, body),
         Reply::Hang => {
             std::thread::sleep(Duration::from_secs(120));
+            return;
+        }
+        Reply::Trickle(body, every) => {
+            let head = format!(
+                "HTTP/1.1 200 X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if conn.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for b in body {
+                std::thread::sleep(every);
+                if conn.write_all(&[b]).and_then(|()| conn.flush()).is_err() {
+                    return;
+                }
+            }
             return;
         }
         Reply::Truncated(body) => {

@@ -116,20 +116,76 @@ fn vanished_and_python_plugins_are_removed_unless_kept() {
             && plugin_file(root.path(), "becomes-python").exists()
     );
 
-    let out = nixgen(root.path(), &server.url, &["--json"]);
+    // Two of three is over 10 % of the tree: refused, nothing written.
+    let refused = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("refusing to remove 2 of 3")
+            && refused
+                .stderr
+                .contains("gone 1.0.0 (no longer on the registry)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(plugin_file(root.path(), "gone").exists());
+
+    let out = nixgen_env(
+        root.path(),
+        &server.url,
+        &["--json", "--allow-removals"],
+        &[("SOURCE_DATE_EPOCH", "1795996800")],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let r = out.json();
     assert_eq!(names(&r, "removed"), ["becomes-python", "gone"]);
+    // Each removal is recorded for the NixOS module's messages.
+    let record: Value =
+        serde_json::from_str(&read(&root.path().join("nix/plugins/removed.json"))).expect("json");
+    assert_eq!(
+        record,
+        json!({
+            "becomes-python": {"npmName": "@scrypted/becomes-python", "version": "1.0.0",
+                               "reason": "python runtime", "date": "2026-11-30"},
+            "gone": {"npmName": "@scrypted/gone", "version": "1.0.0",
+                     "reason": "no longer on the registry", "date": "2026-11-30"},
+        })
+    );
     assert_eq!(r["removed"][0]["version"], "1.0.0");
     assert!(!root.path().join("nix/plugins/gone").exists());
     assert!(!root.path().join("nix/plugins/becomes-python").exists());
     assert!(plugin_file(root.path(), "stays").exists());
-    let left: Vec<_> = std::fs::read_dir(root.path().join("nix/plugins"))
+    let mut left: Vec<_> = std::fs::read_dir(root.path().join("nix/plugins"))
         .expect("ls")
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(left, ["stays"], "no temporaries left behind");
+    left.sort();
+    assert_eq!(
+        left,
+        ["removed.json", "stays"],
+        "no temporaries left behind"
+    );
+
+    // A plugin that comes back leaves the record; the others stay in it.
+    server.search(&["@scrypted/stays", "@scrypted/gone"]);
+    server.latest("gone", &plugin_doc("gone", "1.1.0"));
+    let back = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(names(&back.json(), "added"), ["gone"], "{back:?}");
+    let record: Value =
+        serde_json::from_str(&read(&root.path().join("nix/plugins/removed.json"))).expect("json");
+    assert_eq!(
+        record
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["becomes-python".to_owned()])
+    );
+    // Deprecation removes a pin too, recorded with its reason.
+    let mut old = plugin_doc("gone", "1.2.0");
+    old["deprecated"] = json!("use stays");
+    server.latest("gone", &old);
+    let out = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(names(&out.json(), "removed"), ["gone"], "{out:?}");
+    assert!(read(&root.path().join("nix/plugins/removed.json")).contains("deprecated: use stays"));
 }
 
 #[test]
@@ -231,7 +287,7 @@ fn config_extra_ignore_hold_and_registry() {
     assert!(read(&plugin_file(root.path(), "a")).contains("version = \"0.5.0\";"));
     assert!(
         read(&root.path().join("nix/mk-scrypted-plugin.nix"))
-            .contains(&format!("\"{}/@scrypted/${{pname}}", server.url))
+            .contains(&format!("\"{}/${{npmName}}/-/", server.url))
     );
 
     config(root.path(), "hold = { a = \"not-a-version\" }\n");
@@ -479,4 +535,93 @@ fn held_version_missing_from_the_registry_fails() {
         .expect("error")
         .to_owned();
     assert!(err.contains("/@scrypted/a/9.9.9"), "{err}");
+}
+
+/// What a new user with an empty private mirror gets: a search with no
+/// results and 404 for everything. Nothing may be removed.
+#[test]
+fn empty_mirror_removes_nothing() {
+    let names_: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let refs: Vec<&str> = names_.iter().map(String::as_str).collect();
+    let server = small_registry(&refs);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
+    let empty = Server::start();
+    empty.search(&[]);
+    let out = nixgen(root.path(), &empty.url, &["--json"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let r = out.json();
+    assert!(
+        r["search_error"]
+            .as_str()
+            .expect("search_error")
+            .contains("no results"),
+        "{r}"
+    );
+    assert!(names(&r, "removed").is_empty(), "{r}");
+    assert_eq!(names(&r, "failed").len(), 8, "{r}");
+    for n in &refs {
+        assert!(plugin_file(root.path(), n).exists(), "{n}");
+    }
+}
+
+/// A search that answers, but without most of the tree (a partial mirror):
+/// more than 3 removals are refused unless --allow-removals.
+#[test]
+fn mass_removal_is_refused_without_allow_removals() {
+    let server = small_registry(&["a", "b", "c", "d", "e"]);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
+    server.search(&["@scrypted/a"]);
+    for n in ["b", "c", "d", "e"] {
+        server.remove(&format!("/@scrypted/{n}/latest"));
+    }
+    for args in [&["--json"][..], &["--dry-run"][..]] {
+        let out = nixgen(root.path(), &server.url, args);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        for n in ["b", "c", "d", "e"] {
+            assert!(
+                out.stderr
+                    .contains(&format!("  {n} 1.0.0 (no longer on the registry)")),
+                "{}",
+                out.stderr
+            );
+            assert!(plugin_file(root.path(), n).exists());
+        }
+        assert!(out.stderr.contains("--allow-removals"), "{}", out.stderr);
+    }
+    let out = nixgen(root.path(), &server.url, &["--json", "--allow-removals"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(names(&out.json(), "removed"), ["b", "c", "d", "e"]);
+}
+
+#[test]
+fn markdown_summary_on_stdout_and_in_a_file() {
+    let server = small_registry(&["a", "b"]);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &["--only", "a"]).code, 0);
+    server.latest("a", &plugin_doc("a", "1.1.0"));
+    let file = root.path().join("body.md");
+    let out = nixgen_env(
+        root.path(),
+        &server.url,
+        &["--markdown"],
+        &[("NIXGEN_MARKDOWN_FILE", file.to_str().expect("utf-8"))],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "| a | 1.0.0 | 1.1.0 | [@scrypted/a](https://www.npmjs.com/package/@scrypted/a/v/1.1.0) |"
+        ) && out.stdout.contains("| b | – | 1.0.0 (added) |"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(read(&file), out.stdout);
+    // Progress lines stay off stdout; --json and --markdown exclude each other.
+    assert!(!out.stdout.contains("fetched"));
+    assert_eq!(
+        nixgen(root.path(), &server.url, &["--json", "--markdown"]).code,
+        2
+    );
 }

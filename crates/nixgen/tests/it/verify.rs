@@ -179,7 +179,7 @@ fn token_stays_with_its_registry() {
     assert!(!metadata.authorizations().is_empty());
     let builder = read(&root.path().join("nix/mk-scrypted-plugin.nix"));
     assert!(
-        builder.contains(&format!("\"{}/@scrypted/${{pname}}", tarballs.url)),
+        builder.contains(&format!("\"{}/${{npmName}}/-/", tarballs.url)),
         "{builder}"
     );
 }
@@ -228,4 +228,35 @@ fn cut_download_is_retried_from_scratch() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(server.hits("/@scrypted/p/-/p-1.0.0.tgz"), 2);
     assert_eq!(names(&out.json(), "added"), ["p"]);
+}
+
+/// One byte every 50 ms never trips the read timeout; the download's own
+/// deadline stops it.
+#[test]
+fn trickling_download_hits_the_deadline() {
+    let server = small_registry(&["slow"]);
+    let tarball = tgz(&[
+        ("package.json", &manifest("slow", "1.0.0")),
+        ("dist/plugin.zip", b"PK\x05\x06 fake zip"),
+    ]);
+    let mut doc = plugin_doc("slow", "1.0.0");
+    doc["dist"]["integrity"] = serde_json::json!(sri(&tarball));
+    server.latest("slow", &doc);
+    server.set(
+        "/@scrypted/slow/-/slow-1.0.0.tgz",
+        Reply::Trickle(tarball, Duration::from_millis(50)),
+    );
+    let root = new_root();
+    let out = nixgen_env(
+        root.path(),
+        &server.url,
+        &["--json", "--verify"],
+        &[("NIXGEN_TARBALL_DEADLINE_MS", "700")],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.elapsed < Duration::from_secs(3), "{out:?}");
+    let r = out.json();
+    let err = r["failed"][0]["error"].as_str().expect("error");
+    assert!(err.contains("deadline"), "{err}");
+    assert!(!plugin_file(root.path(), "slow").exists());
 }

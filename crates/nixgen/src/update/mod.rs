@@ -1,0 +1,149 @@
+//! `nixgen update`: discover and fetch ([`discover`]), decide ([`plan`]),
+//! check tarballs ([`download`]), write ([`write`]).
+
+mod discover;
+mod download;
+mod plan;
+mod progress;
+mod write;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::name::PluginName;
+use crate::registry::{FetchError, HttpSettings, Registry, Token};
+use crate::report::Report;
+use crate::tree;
+
+pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    /// Write nothing; the caller exits 1 when updates are pending.
+    Check,
+    /// Write nothing; print what would change.
+    DryRun,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Bar,
+    Lines,
+    Quiet,
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub root: PathBuf,
+    /// `--registry`; wins over the config file.
+    pub registry: Option<String>,
+    /// `--tarball-registry`: where the builder fetches tarballs; defaults to
+    /// the registry.
+    pub tarball_registry: Option<String>,
+    /// `NPM_CONFIG_REGISTRY`; used when neither flag nor config set one.
+    pub env_registry: Option<String>,
+    pub token: Option<Token>,
+    pub jobs: usize,
+    pub mode: Mode,
+    pub verify: bool,
+    pub keep_removed: bool,
+    /// Lift the limit on removals per run.
+    pub allow_removals: bool,
+    pub only: Vec<PluginName>,
+    pub http: HttpSettings,
+    pub progress: Progress,
+}
+
+/// A run that would remove more than a few plugins: typed, so that the
+/// command line and tests can tell it from other failures to start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to remove {} of {generated} generated plugins (more than {}, or more than one and over 10 %); nothing was written:\n{}\nAn empty or partial mirror answers like this; check the registry, or pass --allow-removals if these plugins really are gone",
+    .removals.len(), plan::MAX_REMOVALS, .removals.join("\n")
+)]
+pub struct TooManyRemovals {
+    pub removals: Vec<String>,
+    pub generated: usize,
+}
+
+/// The metadata registry and the one tarballs come from.
+struct Clients {
+    registry: Registry,
+    tarballs: Registry,
+}
+
+impl Clients {
+    fn new(opts: &Options, config: &Config) -> Result<Self, FetchError> {
+        let base = opts
+            .registry
+            .clone()
+            .or_else(|| config.registry.clone())
+            .or_else(|| opts.env_registry.clone().filter(|s| !s.trim().is_empty()))
+            .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
+        let registry = Registry::new(&base, opts.token.as_ref(), opts.http.clone())?;
+        let tarballs = match &opts.tarball_registry {
+            Some(t) => {
+                // A private mirror's token must not travel to another host.
+                let probe = Registry::new(t, None, opts.http.clone())?;
+                if probe.same_origin(&registry) {
+                    Registry::new(t, opts.token.as_ref(), opts.http.clone())?
+                } else {
+                    probe
+                }
+            }
+            None => registry.clone(),
+        };
+        Ok(Self { registry, tarballs })
+    }
+}
+
+/// Runs an update. Errors are the run's (bad root, config, registry URL,
+/// unreadable tree, [`TooManyRemovals`]); a plugin's failure is in the report.
+pub async fn run(opts: Options) -> anyhow::Result<Report> {
+    let root = opts.root.as_path();
+    if !root.is_dir() {
+        anyhow::bail!("--root {} is not a directory", root.display());
+    }
+    let config = Config::load(root)?;
+    let clients = Clients::new(&opts, &config).context("cannot set up the registry client")?;
+    let writing = opts.mode == Mode::Write;
+    if writing {
+        tree::sweep(root);
+    }
+    let scan = tree::scan(root)?;
+    for stray in &scan.strays {
+        tracing::warn!(dir = %stray.escape_debug(), "ignoring a directory in nix/plugins whose name is not a plugin name");
+    }
+    let mut report = Report {
+        registry: clients.registry.base().to_owned(),
+        wrote: writing,
+        ..Report::default()
+    };
+    let ctx = discover::Ctx {
+        opts: &opts,
+        config: &config,
+        scan: &scan,
+        registry: &clients.registry,
+    };
+    let found = discover::discover(&ctx, &mut report).await;
+    let inputs = plan::Inputs {
+        tree: &scan.plugins,
+        listed: found.listed.as_ref(),
+        keep_removed: opts.keep_removed,
+    };
+    let mut actions = plan::plan(found.results, &inputs, &mut report);
+    if !opts.allow_removals {
+        plan::check_removals(&actions, &scan.plugins)?;
+    }
+    if opts.verify {
+        download::verify_changes(&clients.tarballs, opts.jobs, &mut actions, &mut report).await;
+    }
+    write::builder(root, writing, &clients.tarballs, &mut report)?;
+    write::apply(root, writing, opts.jobs, actions, &mut report).await;
+    write::removed_record(root, writing, &mut report);
+    report.sort();
+    Ok(report)
+}

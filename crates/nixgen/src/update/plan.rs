@@ -1,0 +1,195 @@
+//! Decides, per fetched plugin, what happens to its directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::discover::{Fetched, Results, push_skip};
+use anyhow::Context as _;
+
+use super::TooManyRemovals;
+use crate::classify::{Classified, Pin, SkipReason};
+use crate::name::PluginName;
+use crate::render;
+use crate::report::{Failed, Report};
+use crate::tree::Entry;
+
+pub(super) enum Action {
+    Add(Pin, String),
+    Update {
+        pin: Pin,
+        text: String,
+        old: Option<String>,
+        new_pin: bool,
+    },
+    Remove {
+        old: Option<String>,
+        reason: SkipReason,
+    },
+}
+
+pub(super) type Actions = BTreeMap<PluginName, Action>;
+
+/// What the tree pins for one plugin now.
+struct Old<'a> {
+    version: Option<String>,
+    hash: Option<&'a str>,
+    text: &'a str,
+}
+
+fn old_of<'a>(tree: &'a BTreeMap<PluginName, Entry>, name: &PluginName) -> Option<Old<'a>> {
+    match tree.get(name) {
+        Some(Entry::Generated {
+            version,
+            hash,
+            text,
+        }) => Some(Old {
+            version: version.clone(),
+            hash: hash.as_deref(),
+            text: text.as_str(),
+        }),
+        _ => None,
+    }
+}
+
+pub(super) struct Inputs<'a> {
+    pub tree: &'a BTreeMap<PluginName, Entry>,
+    pub listed: Option<&'a BTreeSet<PluginName>>,
+    pub keep_removed: bool,
+}
+
+pub(super) fn plan(results: Results, inputs: &Inputs<'_>, report: &mut Report) -> Actions {
+    let mut actions = BTreeMap::new();
+    for (name, result) in results {
+        let old = old_of(inputs.tree, &name);
+        let old_version = old.as_ref().and_then(|o| o.version.clone());
+        let removal = match result {
+            Err(e) => {
+                fail(report, &name, old_version, &e);
+                continue;
+            }
+            Ok(Fetched::Gone(url)) => match gone(&name, url, old.is_some(), inputs.listed) {
+                Ok(reason) => reason,
+                Err(e) => {
+                    fail(report, &name, old_version, &e);
+                    continue;
+                }
+            },
+            Ok(Fetched::Classified(Classified::Skip(reason))) => {
+                if old.is_none() || !reason.removes_package() {
+                    push_skip(report, name.to_string(), reason, "");
+                    continue;
+                }
+                reason
+            }
+            Ok(Fetched::Classified(Classified::Plugin(pin))) => {
+                match refresh(pin, old.as_ref()) {
+                    Ok(Some(action)) => {
+                        actions.insert(name, action);
+                    }
+                    Ok(None) => report.unchanged += 1,
+                    Err(e) => fail(report, &name, old_version, &e),
+                }
+                continue;
+            }
+        };
+        if inputs.keep_removed {
+            push_skip(
+                report,
+                name.to_string(),
+                removal,
+                ", kept by --keep-removed",
+            );
+        } else {
+            let action = Action::Remove {
+                old: old_version,
+                reason: removal,
+            };
+            actions.insert(name, action);
+        }
+    }
+    actions
+}
+
+/// A 404 removes a pin only when a successful search no longer lists the
+/// plugin: alone, it is what a partial mirror or an outage also answers.
+fn gone(
+    name: &PluginName,
+    url: reqwest::Url,
+    pinned: bool,
+    listed: Option<&BTreeSet<PluginName>>,
+) -> anyhow::Result<SkipReason> {
+    if !pinned {
+        anyhow::bail!("{} is not in the registry ({url})", name.npm());
+    }
+    let why = match listed {
+        None => "no registry search confirmed it was removed",
+        Some(l) if l.contains(name) => "the registry search still lists it",
+        Some(_) => return Ok(SkipReason::Gone),
+    };
+    anyhow::bail!("{} answers 404 at {url}, but {why}", name.npm())
+}
+
+/// The action for a Node plugin, `None` when its file is already right.
+fn refresh(pin: Pin, old: Option<&Old<'_>>) -> anyhow::Result<Option<Action>> {
+    let text =
+        render::package_nix(&pin).with_context(|| format!("cannot render {}", pin.name.npm()))?;
+    let Some(old) = old else {
+        return Ok(Some(Action::Add(pin, text)));
+    };
+    if old.text == text {
+        return Ok(None);
+    }
+    let new_pin = old.hash != Some(pin.hash.as_str())
+        || old.version.as_deref() != Some(pin.version.to_string().as_str());
+    Ok(Some(Action::Update {
+        pin,
+        text,
+        old: old.version.clone(),
+        new_pin,
+    }))
+}
+
+/// Removals a run makes without `--allow-removals`: a few, and never more
+/// than one plugin in ten.
+pub(super) const MAX_REMOVALS: usize = 3;
+
+/// Refuses a plan that removes more than a few plugins.
+pub(super) fn check_removals(
+    actions: &Actions,
+    tree: &BTreeMap<PluginName, Entry>,
+) -> Result<(), TooManyRemovals> {
+    let removals: Vec<String> = actions
+        .iter()
+        .filter_map(|(name, a)| match a {
+            Action::Remove { old, reason } => Some(format!(
+                "  {name} {} ({reason})",
+                old.as_deref().unwrap_or("?")
+            )),
+            _ => None,
+        })
+        .collect();
+    let generated = tree
+        .values()
+        .filter(|e| matches!(e, Entry::Generated { .. }))
+        .count();
+    let n = removals.len();
+    if n > MAX_REMOVALS || (n > 1 && n * 10 > generated) {
+        return Err(TooManyRemovals {
+            removals,
+            generated,
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn fail(
+    report: &mut Report,
+    name: &PluginName,
+    kept: Option<String>,
+    e: &anyhow::Error,
+) {
+    report.failed.push(Failed {
+        name: name.to_string(),
+        kept,
+        error: format!("{e:#}"),
+    });
+}
