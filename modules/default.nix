@@ -111,6 +111,11 @@ let
   provisioned = filter (pkg: pkg ? provision) resolvedPackages;
   notProvisioned = filter (name: !(availablePlugins.${name} ? provision)) knownPlugins;
 
+  # What plugins still fetch when they start, as nixgen found it
+  # (passthru.offline): said while evaluating, so an offline host learns it
+  # before the plugin fails.
+  needingNetwork = filter (pkg: !(pkg.offline.ready or true)) resolvedPackages;
+
   closestNames =
     name:
     let
@@ -555,7 +560,11 @@ in
             if lib.length notProvisioned == 1 then "is" else "are"
           } ignored here. Declare such plugins on the server, which hands them to its workers."
         ]
-        ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned;
+        ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned
+        ++ map (
+          pkg:
+          "mares.automation.scrypted: ${pkg.pluginName} still needs the network when it starts: ${concatStringsSep "; " pkg.offline.needs}."
+        ) needingNetwork;
 
       systemd.services.scrypted-secrets = {
         description = "Scrypted admin token and cluster secret";
@@ -684,6 +693,13 @@ in
           Type = "exec";
           NotifyAccess = "main";
           ExecStart = "${lib.getExe' cfg.sideloadPackage "sideloadd"} run --config ${sideloadConfig}";
+          # Lays the plugins' runtime environments (native npm dependencies,
+          # Python packages) out again before each run, as root ("+"): Scrypted
+          # deletes a plugin's volume when it is uninstalled, and a plugin
+          # deployed again must find them in place before it first loads.
+          ExecStartPre = lib.mkIf (provisioned != [ ]) [
+            "+${config.systemd.package}/bin/systemd-tmpfiles --create --prefix=${volume}/plugins"
+          ];
           Restart = "on-failure";
           RestartSec = "10s";
           RestartSteps = 6;

@@ -6,10 +6,19 @@
   lib,
   newScope,
   callPackage,
+  nodejs_22,
+  # The server the plugins run in. Its node builds the plugins' native npm
+  # dependencies; nixpkgs' Scrypted, should it come, may not say which node it
+  # runs, and this repository's runs node 22.
+  scrypted ? null,
 }:
 
 let
-  mkScryptedPlugin = callPackage ../mk-scrypted-plugin.nix { };
+  nodejs = if scrypted != null && scrypted ? nodejs then scrypted.nodejs else nodejs_22;
+
+  mkScryptedPlugin = callPackage ../mk-scrypted-plugin.nix {
+    pluginNodeDependencies = callPackage ../plugin-node-dependencies.nix { inherit nodejs; };
+  };
 
   found = lib.packagesFromDirectoryRecursive {
     callPackage = newScope { inherit mkScryptedPlugin; };

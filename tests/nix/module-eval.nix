@@ -89,7 +89,38 @@ let
     unzip = fakeDrv "unzip" { meta.mainProgram = "unzip"; };
   };
 
+  # As mkScryptedPlugin makes a plugin with a pinned lock of native npm
+  # dependencies (passthru.nodeDependencies and .provision), and one whose
+  # dependencies could not be pinned.
+  llmDeps = fakeDrv "scrypted-plugin-llm-1.0.0-node-dependencies" { directoryName = "n-node-v127-linux-x64"; };
   pluginSet = {
+    llm = mkPlugin "llm" {
+      offline = {
+        ready = true;
+        needs = [ ];
+      };
+      nodeDependencies = llmDeps;
+      provision = {
+        directories = [
+          "plugins"
+          "plugins/@scrypted"
+          "plugins/@scrypted/llm"
+        ];
+        symlinks = [
+          {
+            path = "plugins/@scrypted/llm/n-node-v127-linux-x64";
+            target = llmDeps;
+          }
+        ];
+        warnings = [ ];
+      };
+    };
+    eufy = mkPlugin "eufy" {
+      offline = {
+        ready = false;
+        needs = [ "npm install of its native dependencies (eufy-security-client) at every load" ];
+      };
+    };
     nvr = mkPlugin "nvr" { };
     onvif = mkPlugin "onvif" { };
     snapshot = mkPlugin "snapshot" { };
@@ -243,6 +274,10 @@ let
         default = { };
       };
       systemd.tmpfiles.rules = listOfStr;
+      systemd.package = mkOption {
+        type = types.package;
+        default = fakeDrv "systemd" { };
+      };
       systemd.services = mkOption {
         type = types.attrsOf (types.submodule serviceOptions);
         default = { };
@@ -703,6 +738,31 @@ let
       && openvino.pipTarget.env.scryptedRequirements == "ptpython\nwheel"
     ) "pipTarget";
 
+  native = evalWith {
+    settings.plugins = [
+      "llm"
+      "eufy"
+      "snapshot"
+    ];
+  };
+  nativeSideload = native.systemd.services.scrypted-sideload.serviceConfig;
+  nativeCase =
+    check "native npm dependencies: linked where Scrypted looks" (
+      lib.elem "L+ /var/lib/scrypted/volume/plugins/@scrypted/llm/n-node-v127-linux-x64 - - - - ${llmDeps}" native.systemd.tmpfiles.rules
+      && lib.elem "d /var/lib/scrypted/volume/plugins/@scrypted/llm 0755 scrypted scrypted - -" native.systemd.tmpfiles.rules
+    ) (builtins.toJSON native.systemd.tmpfiles.rules)
+    ++ check "native npm dependencies: laid out again before every sideload run" (
+      nativeSideload.ExecStartPre or null == [
+        "+${native.systemd.package}/bin/systemd-tmpfiles --create --prefix=/var/lib/scrypted/volume/plugins"
+      ]
+      && !(sideloadSc ? ExecStartPre)
+    ) (builtins.toJSON (nativeSideload.ExecStartPre or null))
+    ++ check "a plugin that still needs the network: warned, saying what for" (
+      lib.any (hasInfix "@scrypted/eufy still needs the network when it starts: npm install of its native dependencies (eufy-security-client) at every load.") native.warnings
+      && !(lib.any (hasInfix "@scrypted/llm still needs") native.warnings)
+      && !(lib.any (hasInfix "@scrypted/snapshot still needs") native.warnings)
+    ) (builtins.toJSON native.warnings);
+
   client = evalWith {
     settings = {
       role = "client";
@@ -892,6 +952,7 @@ let
     namesAndPackagesCase
     dependencyCase
     detectionCase
+    nativeCase
     clientCase
     clientNoSecretCase
     clusterServerCase

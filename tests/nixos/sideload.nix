@@ -17,11 +17,13 @@ pkgs.testers.runNixOSTest {
         imports = [ self.nixosModules.default ];
         mares.automation.scrypted = {
           enable = true;
-          # unifi-protect brings its plugin dependency, prebuffer-mixin.
+          # unifi-protect brings its plugin dependency, prebuffer-mixin; llm
+          # its native npm dependencies (which Scrypted would npm-install).
           plugins = [
             "snapshot"
             "homekit"
             "unifi-protect"
+            "llm"
           ];
           openFirewall = true;
         };
@@ -31,6 +33,7 @@ pkgs.testers.runNixOSTest {
             "snapshot"
             "homekit"
             "unifi-protect"
+            "llm"
             "objectdetector"
           ];
         };
@@ -112,8 +115,13 @@ pkgs.testers.runNixOSTest {
               "journalctl -b -u scrypted.service -o cat"
               " | grep -E 'Plugin failed to load|plugin load error|error loading plugin'"
           )
-          # Nothing was fetched: no npm run, no portable Python.
-          server.fail("journalctl -b -o cat | grep -E 'npm (install|ERR)|portable python'")
+          # Nothing was fetched: llm's native dependencies were in place, no
+          # npm ran, no portable Python.
+          server.succeed(
+              "journalctl -b -u scrypted.service -o cat | grep -F 'native dependencies (up to date).'"
+          )
+          server.fail("journalctl -b -o cat | grep -E 'native dependencies \\(outdated\\)|npm (install|ERR)|spawn npm|portable python'")
+          server.fail("pgrep -x npm")
 
 
       def http_status(url, token=None):

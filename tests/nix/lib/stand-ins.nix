@@ -133,6 +133,75 @@ let
     outPath = throw "stand-in ${name} cannot be built here";
     meta.mainProgram = name;
   };
+  # runCommand: the script under bash with the inputs' bin/ and the base tools.
+  runCommand =
+    name: env: script:
+    derivation (
+      removeAttrs env [
+        "passthru"
+        "nativeBuildInputs"
+      ]
+      // {
+        inherit name system;
+        builder = "${baseTools}/bin/bash";
+        args = [
+          "-euo"
+          "pipefail"
+          "-c"
+          script
+        ];
+        PATH = builtins.concatStringsSep ":" (
+          map (p: "${p}/bin") (env.nativeBuildInputs or [ ] ++ [ baseTools ])
+        );
+      }
+    )
+    // env.passthru or { };
+
+  # importNpmLock.buildNodeModules by the host's npm: every package of the lock
+  # fetched for real (<nix/fetchurl.nix>, by its integrity), put into an empty
+  # npm cache, then `npm ci --offline`: a lock that misses a package or pins a
+  # wrong hash fails here as it would in nixpkgs.
+  buildNodeModules =
+    {
+      pname,
+      version,
+      package,
+      packageLock,
+      npmRebuildFlags ? [ ],
+      postConfigure ? "",
+      ...
+    }:
+    let
+      fetched = map (path: import <nix/fetchurl.nix> {
+        url = packageLock.packages.${path}.resolved;
+        hash = packageLock.packages.${path}.integrity;
+      }) (builtins.filter (path: path != "" && packageLock.packages.${path} ? resolved) (builtins.attrNames packageLock.packages));
+      npm = hostTools "stand-in-npm" [
+        "npm"
+        "node"
+      ];
+    in
+    runCommand "${pname}-${version}"
+      {
+        nativeBuildInputs = [ npm ];
+        package = builtins.toJSON package;
+        packageLock = builtins.toJSON packageLock;
+        tarballs = fetched;
+        inherit npmRebuildFlags postConfigure;
+      }
+      ''
+        export HOME=$TMPDIR npm_config_cache=$TMPDIR/cache npm_config_update_notifier=false
+        mkdir build && cd build
+        printf '%s' "$package" >package.json
+        printf '%s' "$packageLock" >package-lock.json
+        # shellcheck disable=SC2086
+        npm cache add $tarballs >/dev/null
+        npm ci --offline --ignore-scripts --no-audit --no-fund
+        eval "$postConfigure"
+        mkdir "$out"
+        mv node_modules "$out/"
+      '';
+
   python3 = notBuilt "python3" // {
     pythonVersion = "3.13";
     withPackages = _: notBuilt "python3-env" // { interpreter = "python3-env/bin/python3"; };
@@ -151,12 +220,14 @@ in
   importNpmLock = {
     __functor = _: _: notBuilt "npm-deps";
     npmConfigHook = notBuilt "npm-config-hook";
+    inherit buildNodeModules;
   };
   fetchFromGitHub = args: notBuilt "source" // { inherit (args) owner repo rev; };
   nodejs_22 = notBuilt "node";
   ffmpeg-headless = notBuilt "ffmpeg";
   makeWrapper = notBuilt "make-wrapper";
   autoPatchelfHook = notBuilt "auto-patchelf-hook";
+  inherit runCommand;
   inherit python3;
   fetchurl = import <nix/fetchurl.nix>;
   unzip = hostTools "stand-in-unzip" [ "unzip" ];
