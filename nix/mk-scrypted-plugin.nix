@@ -57,9 +57,10 @@ stdenvNoCC.mkDerivation (
   finalAttrs:
   let
     # Forced only through passthru.nodeDependencies and passthru.provision.
+    noNodeDependencies = throw "${npmName}: its native npm dependencies need the plugin set's pluginNodeDependencies (nix/plugins/default.nix)";
     deps =
       if pluginNodeDependencies == null then
-        throw "${npmName}: its native npm dependencies need the plugin set's pluginNodeDependencies (nix/plugins/default.nix)"
+        noNodeDependencies
       else
         pluginNodeDependencies {
           plugin = finalAttrs.finalPackage;
@@ -174,16 +175,20 @@ stdenvNoCC.mkDerivation (
           # built from the pinned lock; provision links it into the plugin's volume
           # directory, where Scrypted then finds them installed.
           nodeDependencies = deps;
-          provision = {
-            directories = volumeDirectories;
-            symlinks = [
+          provision =
+            if pluginNodeDependencies == null then
+              noNodeDependencies
+            else
               {
-                path = "plugins/${npmName}/${deps.directoryName}";
-                target = deps;
-              }
-            ];
-            warnings = [ ];
-          };
+                directories = volumeDirectories;
+                symlinks = [
+                  {
+                    path = "plugins/${npmName}/${deps.directoryName}";
+                    target = deps;
+                  }
+                ];
+                warnings = [ ];
+              };
         }
     )
     // passthru finalAttrs;
