@@ -7,6 +7,7 @@ mod escape_prop;
 mod faults;
 mod generate;
 mod interrupt;
+mod native;
 mod server;
 mod tree_rules;
 mod verify;
