@@ -186,6 +186,31 @@ mod tests {
     }
 
     #[test]
+    fn runtime_needs_are_escaped_and_wrapped_like_nixfmt() {
+        let mut p = pin("d", "m");
+        p.offline.needs = vec![crate::needs::native_install(&["a\"${x}", "b"])];
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains(r#"  runtimeNeeds = [ "npm install of its native dependencies (a\"\${x}, b) at every load" ];"#),
+            "{out}"
+        );
+        p.offline.needs = vec![crate::needs::native_install(&[&"x".repeat(60)])];
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains("  runtimeNeeds = [\n    \"npm install"),
+            "{out}"
+        );
+        p.offline.locked = true;
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains("  nodeDependencies = ./package-lock.json;\n"),
+            "{out}"
+        );
+        let needs = crate::tree::recorded_needs(&out).expect("recorded");
+        assert_eq!(needs, p.offline.needs);
+    }
+
+    #[test]
     fn community_plugins_name_their_scope() {
         let mut p = pin("d", "m");
         p.name = PluginName::from_npm("@apocaliss92/scrypted-frigate-bridge").expect("name");

@@ -107,9 +107,11 @@ fn native_dependencies_are_pinned_and_checked() {
         );
     }
 
-    // Nothing changed: nothing is rewritten.
+    // Nothing changed: nothing is rewritten, and the unchanged pin's needs
+    // are carried over without downloading its tarball again.
     let out = run(root.path(), &server, &["--check"], cache.path());
     assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(server.hits("/@scrypted/p/-/p-1.0.0.tgz"), 1);
 
     // dep-b 1.0.1 is published: the tree changed, --check says so.
     tiny_tree(&server, &["1.0.0", "1.0.1"], true);
@@ -147,6 +149,15 @@ fn native_dependencies_are_pinned_and_checked() {
     assert!(error.contains(&server.url), "{error}");
     assert_eq!(read(&lock_path(root.path())), before);
     assert_eq!(read(&plugin_file(root.path(), "p")), text);
+
+    // The plugin drops its optionalDependencies: the lock goes with them.
+    publish_plugin(&server, json!({}), "fetch('https://huggingface.co/m')");
+    let out = run(root.path(), &server, &["--json"], cache.path());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!lock_path(root.path()).exists());
+    let text = read(&plugin_file(root.path(), "p"));
+    assert!(!text.contains("nodeDependencies"), "{text}");
+    assert!(text.contains("runtimeNeeds = [ \"model downloads from huggingface.co\" ];"));
 }
 
 #[test]
