@@ -57,10 +57,9 @@ stdenvNoCC.mkDerivation (
   finalAttrs:
   let
     # Forced only through passthru.nodeDependencies and passthru.provision.
-    noNodeDependencies = throw "${npmName}: its native npm dependencies need the plugin set's pluginNodeDependencies (nix/plugins/default.nix)";
     deps =
       if pluginNodeDependencies == null then
-        noNodeDependencies
+        throw "${npmName}: its native npm dependencies need the plugin set's pluginNodeDependencies (nix/plugins/default.nix)"
       else
         pluginNodeDependencies {
           plugin = finalAttrs.finalPackage;
@@ -176,8 +175,9 @@ stdenvNoCC.mkDerivation (
           # directory, where Scrypted then finds them installed.
           nodeDependencies = deps;
           provision =
+            # Without the plugin set's pluginNodeDependencies, deps throws, saying so.
             if pluginNodeDependencies == null then
-              noNodeDependencies
+              deps
             else
               {
                 directories = volumeDirectories;
