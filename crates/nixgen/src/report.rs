@@ -168,6 +168,14 @@ impl Report {
                 let _ = writeln!(s, "  {}: {}", w.name, w.message);
             }
         }
+        if self.readme == "updated" {
+            let verb = if self.wrote {
+                "updated"
+            } else {
+                "would be updated"
+            };
+            let _ = writeln!(s, "README.md: plugin table {verb}");
+        }
         if self.readme == "no-markers" {
             let _ = writeln!(
                 s,

@@ -208,6 +208,16 @@ fn readme_table_between_markers_only() {
     assert_eq!(out.json()["readme"], "unchanged");
     assert_eq!(mtime(), stamp);
 
+    std::fs::write(&readme, before).expect("write");
+    let out = nixgen(root.path(), &server.url, &["--check"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("README.md: plugin table would be updated\n"),
+        "{out:?}"
+    );
+    assert_eq!(read(&readme), before);
+
     std::fs::write(&readme, "# No markers\n").expect("write");
     let out = nixgen(root.path(), &server.url, &[]);
     assert!(
