@@ -20,11 +20,30 @@ pub struct Pin {
     /// it downloads a plugin from npm itself, never on a sideload, so the
     /// NixOS module has to bring them along.
     pub dependencies: Vec<PluginName>,
+    /// `optionalDependencies` (npm name, version range), in the order of the
+    /// JSON object as parsed (sorted by name): Scrypted npm-installs these at
+    /// every load, so nixgen pins them in a lock.
+    pub native_dependencies: Vec<(String, String)>,
+    /// What the plugin still fetches at runtime and whether its native
+    /// dependencies are pinned: filled in after classification.
+    pub offline: Offline,
+}
+
+/// What a plugin needs from the network at runtime, as far as nixgen can
+/// tell (see [`crate::needs`] and [`crate::lockfile`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offline {
+    /// Short sentences, sorted; empty means offline-ready.
+    pub needs: Vec<String>,
+    /// Whether `package-lock.json` pins the native dependencies.
+    pub locked: bool,
+    /// A lock to write beside package.nix (new, or its package set changed).
+    pub write_lock: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classified {
-    Plugin(Pin),
+    Plugin(Box<Pin>),
     Skip(SkipReason),
 }
 
@@ -90,6 +109,8 @@ pub enum ClassifyError {
     BadIntegrity(String),
     #[error("scrypted.pluginDependencies must be a list of npm package names, found {0}")]
     BadDependency(String),
+    #[error("optionalDependencies must map package names to version strings, found {0}")]
+    BadNativeDependency(String),
 }
 
 /// Longest version accepted: real ones are a few dozen characters; a huge
@@ -149,14 +170,37 @@ pub fn classify(
         .ok_or(ClassifyError::MissingIntegrity)?;
     let hash = sha512_of(integrity)?;
     let dependencies = dependencies(scrypted)?;
-    Ok(Classified::Plugin(Pin {
+    let native_dependencies = native_dependencies(obj)?;
+    Ok(Classified::Plugin(Box::new(Pin {
         name: name.clone(),
         version,
         hash,
         description: description(obj, scrypted, name),
         maintainer: maintainer(obj),
         dependencies,
-    }))
+        native_dependencies,
+        offline: Offline::default(),
+    })))
+}
+
+/// `optionalDependencies`, which Scrypted installs with npm at every load.
+/// Anything but a map of strings fails the plugin: dropping an entry would
+/// claim the plugin offline-ready when it is not.
+fn native_dependencies(
+    obj: &serde_json::Map<String, Value>,
+) -> Result<Vec<(String, String)>, ClassifyError> {
+    let bad = |v: &Value| ClassifyError::BadNativeDependency(clean_line(&v.to_string(), 100));
+    let map = match obj.get("optionalDependencies") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(bad(other)),
+    };
+    map.iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(range) if !k.is_empty() => Ok((k.clone(), range.to_owned())),
+            _ => Err(bad(&serde_json::json!({ k: v }))),
+        })
+        .collect()
 }
 
 /// Why a plugin with this `scrypted` section is not a Node plugin, if not.

@@ -30,6 +30,26 @@ pub fn nix_string(s: &str) -> String {
     out
 }
 
+/// The inverse of [`nix_string`], for reading back what nixgen wrote.
+pub fn nix_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// Turns `s` into text that is safe after a `#` in a Nix file: one line, no
 /// control characters, bounded length. A comment cannot be escaped out of
 /// except by a line break, so this removes every line terminator an editor

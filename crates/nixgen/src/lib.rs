@@ -4,8 +4,11 @@
 pub mod classify;
 pub mod config;
 pub mod escape;
+pub mod lockfile;
 pub mod markdown;
 pub mod name;
+pub mod needs;
+pub mod readme;
 pub mod registry;
 pub mod removed;
 pub mod render;

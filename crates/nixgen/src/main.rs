@@ -74,6 +74,14 @@ struct UpdateArgs {
     /// Only refresh these plugins (no search; no other plugin is added or removed).
     #[arg(long, num_args = 1.., value_name = "NAME")]
     only: Vec<PluginName>,
+    /// Run no npm and download no tarball: native dependency locks and
+    /// runtime needs are carried over from the tree (new or changed plugins
+    /// are recorded as not scanned).
+    #[arg(long)]
+    metadata_only: bool,
+    /// The npm program that resolves native dependency trees.
+    #[arg(long, hide = true, env = "NIXGEN_NPM", default_value = "npm")]
+    npm: std::ffi::OsString,
     /// Per-request timeout in milliseconds.
     #[arg(long, hide = true, env = "NIXGEN_TIMEOUT_MS", default_value_t = 30_000)]
     timeout_ms: u64,
@@ -149,6 +157,8 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
         keep_removed: args.keep_removed,
         allow_removals: args.allow_removals,
         only: args.only.clone(),
+        metadata_only: args.metadata_only,
+        npm: args.npm.clone(),
         http: HttpSettings {
             timeout: Duration::from_millis(args.timeout_ms),
             retries: args.retries,

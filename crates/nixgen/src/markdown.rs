@@ -41,7 +41,10 @@ fn rows(report: &Report) -> Vec<String> {
     let v = |o: &Option<String>| o.as_deref().map_or_else(|| "–".to_owned(), cell);
     let mut rows = Vec::new();
     for u in &report.updated {
-        let new = cell(&u.new);
+        let new = match &u.detail {
+            Some(d) => format!("{} ({})", cell(&u.new), cell(d)),
+            None => cell(&u.new),
+        };
         rows.push(format!(
             "| {} | {} | {new} | {} |",
             cell(&u.name),
@@ -112,6 +115,12 @@ impl Report {
                 cell(e)
             );
         }
+        if !self.warnings.is_empty() {
+            s.push_str("\n### Not pinned for offline use\n\n");
+            for w in &self.warnings {
+                let _ = writeln!(s, "- {}: {}", cell(&w.name), cell(&w.message));
+            }
+        }
         if !self.failed.is_empty() {
             s.push_str("\n### Failed (old pins kept)\n\n");
             for f in &self.failed {
@@ -137,6 +146,7 @@ mod tests {
                 name: "nvr".into(),
                 old: Some("0.12.40".into()),
                 new: "0.12.43".into(),
+                detail: None,
             }],
             added: vec![Versioned {
                 name: "vityevato--hikvision-doorbell".into(),

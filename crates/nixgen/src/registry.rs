@@ -54,6 +54,11 @@ impl Token {
         let s = s.trim();
         (!s.is_empty()).then(|| Self(s.to_owned()))
     }
+
+    /// The secret itself, for handing to npm through its environment.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Token {

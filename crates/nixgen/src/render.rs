@@ -50,6 +50,13 @@ struct PackageNix<'a> {
     homepage: NixStr<'a>,
     /// Scoped npm names, as Scrypted's package.json lists them.
     dependencies: Vec<NixStr<'a>>,
+    /// `nodeDependencies = ./package-lock.json;`: the native dependencies
+    /// are pinned beside the file.
+    locked: bool,
+    /// What the plugin still fetches at runtime.
+    needs: Vec<NixStr<'a>>,
+    /// One need, short enough to stay on one line (as nixfmt would keep it).
+    needs_inline: bool,
 }
 
 #[derive(Template, Debug)]
@@ -88,8 +95,24 @@ pub fn package_nix(pin: &Pin) -> Result<String, RenderError> {
         description: NixStr(&pin.description),
         homepage: NixStr(&homepage),
         dependencies: dependencies.iter().map(|d| NixStr(d)).collect(),
+        locked: pin.offline.locked,
+        needs: pin.offline.needs.iter().map(|n| NixStr(n)).collect(),
+        needs_inline: needs_inline(&pin.offline.needs),
     };
     finish(t.render(), "package.nix")
+}
+
+/// nixfmt's line width: a one-element list stays on one line within it.
+const LINE_WIDTH: usize = 100;
+
+fn needs_inline(needs: &[String]) -> bool {
+    match needs {
+        [one] => {
+            let line = format!("  runtimeNeeds = [ \"{}\" ];", nix_string(one));
+            line.chars().count() <= LINE_WIDTH
+        }
+        _ => false,
+    }
 }
 
 /// `registry` is the normalized base URL (no trailing slash).
@@ -133,6 +156,8 @@ mod tests {
             description: description.into(),
             maintainer: maintainer.into(),
             dependencies: Vec::new(),
+            native_dependencies: Vec::new(),
+            offline: crate::classify::Offline::default(),
         }
     }
 
@@ -157,7 +182,32 @@ mod tests {
             out.lines().nth(1),
             Some("# Upstream maintainer: a } // { evil = 1; }")
         );
-        assert_eq!(out.lines().count(), 13);
+        assert_eq!(out.lines().count(), 14);
+    }
+
+    #[test]
+    fn runtime_needs_are_escaped_and_wrapped_like_nixfmt() {
+        let mut p = pin("d", "m");
+        p.offline.needs = vec![crate::needs::native_install(&["a\"${x}", "b"])];
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains(r#"  runtimeNeeds = [ "npm install of its native dependencies (a\"\${x}, b) at every load" ];"#),
+            "{out}"
+        );
+        p.offline.needs = vec![crate::needs::native_install(&[&"x".repeat(60)])];
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains("  runtimeNeeds = [\n    \"npm install"),
+            "{out}"
+        );
+        p.offline.locked = true;
+        let out = package_nix(&p).expect("render");
+        assert!(
+            out.contains("  nodeDependencies = ./package-lock.json;\n"),
+            "{out}"
+        );
+        let needs = crate::tree::recorded_needs(&out).expect("recorded");
+        assert_eq!(needs, p.offline.needs);
     }
 
     #[test]

@@ -23,6 +23,19 @@ pub struct Report {
     pub search_error: Option<String>,
     /// Files written or removed in this run.
     pub files_changed: usize,
+    /// What keeps plugins from being pinned for offline use, though they
+    /// were written: native dependencies npm could not resolve, zips that
+    /// could not be scanned.
+    pub warnings: Vec<Warning>,
+    /// The plugin table in README.md: `updated`, `unchanged`, `no-markers`
+    /// (README.md lacks them: left alone) or `none` (no README.md).
+    pub readme: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Warning {
+    pub name: String,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -30,6 +43,9 @@ pub struct Updated {
     pub name: String,
     pub old: Option<String>,
     pub new: String,
+    /// What changed besides the version, e.g. `native dependencies changed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +84,7 @@ impl Report {
             || !self.added.is_empty()
             || !self.removed.is_empty()
             || self.builder != "unchanged"
+            || self.readme == "updated"
     }
 
     pub fn sort(&mut self) {
@@ -76,6 +93,7 @@ impl Report {
         self.removed.sort_by(|a, b| a.name.cmp(&b.name));
         self.skipped.sort_by(|a, b| a.name.cmp(&b.name));
         self.failed.sort_by(|a, b| a.name.cmp(&b.name));
+        self.warnings.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
     pub fn to_text(&self) -> String {
@@ -106,12 +124,26 @@ impl Report {
         if !self.updated.is_empty() {
             let _ = writeln!(s, "updated{verb}:");
             for u in &self.updated {
-                let note = if u.old.as_deref() == Some(u.new.as_str()) {
-                    " (regenerated)"
-                } else {
-                    ""
-                };
-                let _ = writeln!(s, "  {}: {} -> {}{note}", u.name, or_unknown(&u.old), u.new);
+                let same = u.old.as_deref() == Some(u.new.as_str());
+                match (&u.detail, same) {
+                    (Some(d), true) => {
+                        let _ = writeln!(s, "  {}: {d}", u.name);
+                    }
+                    (d, _) => {
+                        let note = d.as_deref().map_or_else(
+                            || {
+                                if same {
+                                    " (regenerated)".to_owned()
+                                } else {
+                                    String::new()
+                                }
+                            },
+                            |d| format!(" ({d})"),
+                        );
+                        let _ =
+                            writeln!(s, "  {}: {} -> {}{note}", u.name, or_unknown(&u.old), u.new);
+                    }
+                }
             }
         }
         if !self.added.is_empty() {
@@ -128,8 +160,30 @@ impl Report {
         }
     }
 
-    /// Skipped and failed plugins.
+    /// Skipped and failed plugins, warnings.
     fn problems_text(&self, s: &mut String) {
+        if !self.warnings.is_empty() {
+            let _ = writeln!(s, "not pinned for offline use:");
+            for w in &self.warnings {
+                let _ = writeln!(s, "  {}: {}", w.name, w.message);
+            }
+        }
+        if self.readme == "updated" {
+            let verb = if self.wrote {
+                "updated"
+            } else {
+                "would be updated"
+            };
+            let _ = writeln!(s, "README.md: plugin table {verb}");
+        }
+        if self.readme == "no-markers" {
+            let _ = writeln!(
+                s,
+                "README.md has no {} / {} lines: its plugin table was left alone",
+                crate::readme::BEGIN,
+                crate::readme::END
+            );
+        }
         if !self.skipped.is_empty() {
             let _ = writeln!(s, "skipped:");
             for k in &self.skipped {

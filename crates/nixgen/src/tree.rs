@@ -119,7 +119,7 @@ pub fn scan(root: &Path) -> Result<Scan, TreeError> {
 /// A top-level string attribute of a generated file (`version`, `hash`),
 /// read back from the line the template writes. Neither value ever needs
 /// escaping, so the raw text is the value.
-fn pinned(text: &str, key: &str) -> Option<String> {
+pub fn pinned(text: &str, key: &str) -> Option<String> {
     let prefix = format!("{key} = \"");
     text.lines().find_map(|l| {
         l.trim()
@@ -127,6 +127,49 @@ fn pinned(text: &str, key: &str) -> Option<String> {
             .strip_suffix("\";")
             .map(str::to_owned)
     })
+}
+
+/// The `runtimeNeeds` list a generated file records, `None` when it has
+/// none (written before nixgen recorded them). Reads back exactly what the
+/// template writes: one string per line, or a one-element list inline.
+pub fn recorded_needs(text: &str) -> Option<Vec<String>> {
+    let mut lines = text.lines().map(str::trim);
+    let first = lines.find(|l| l.starts_with("runtimeNeeds = ["))?;
+    let rest = first.strip_prefix("runtimeNeeds = [")?.trim();
+    if rest == "];" {
+        return Some(Vec::new());
+    }
+    if let Some(one) = rest.strip_suffix("];") {
+        return Some(vec![unquote(one.trim())?]);
+    }
+    let mut out = Vec::new();
+    for line in lines {
+        if line == "];" {
+            return Some(out);
+        }
+        out.push(unquote(line)?);
+    }
+    None
+}
+
+fn unquote(s: &str) -> Option<String> {
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    Some(crate::escape::nix_unescape(inner))
+}
+
+/// Whether a generated file pins native dependencies in a lock beside it.
+pub fn has_lock(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim() == "nodeDependencies = ./package-lock.json;")
+}
+
+/// The lock beside a plugin's package.nix, if there is one.
+pub fn read_lock(root: &Path, name: &PluginName) -> Option<String> {
+    let path = root
+        .join(PLUGINS_DIR)
+        .join(name.as_str())
+        .join(crate::lockfile::LOCK_FILE);
+    fs::read_to_string(path).ok()
 }
 
 /// Removes temporaries a killed run left behind.
@@ -204,9 +247,15 @@ pub fn write_data(path: &Path, text: &str) -> Result<(), TreeError> {
     sync_dir(dir).map_err(werr)
 }
 
-/// Creates `plugins/<name>/package.nix` as a whole: the directory is built
-/// under a temporary name and renamed into place.
-pub fn create_plugin(root: &Path, name: &PluginName, text: &str) -> Result<(), TreeError> {
+/// Creates `plugins/<name>/package.nix` (and any `extra` files, by name) as
+/// a whole: the directory is built under a temporary name and renamed into
+/// place.
+pub fn create_plugin(
+    root: &Path,
+    name: &PluginName,
+    text: &str,
+    extra: &[(&str, &str)],
+) -> Result<(), TreeError> {
     let plugins = root.join(PLUGINS_DIR);
     let target = plugins.join(name.as_str());
     let werr = |source| TreeError::Write {
@@ -218,9 +267,11 @@ pub fn create_plugin(root: &Path, name: &PluginName, text: &str) -> Result<(), T
         .prefix(TEMP_PREFIX)
         .tempdir_in(&plugins)
         .map_err(werr)?;
-    let tmp = write_temp(staging.path(), text).map_err(werr)?;
-    tmp.persist(staging.path().join(PACKAGE_FILE))
-        .map_err(|e| werr(e.error))?;
+    for (file, content) in extra.iter().chain([&(PACKAGE_FILE, text)]) {
+        let tmp = write_temp(staging.path(), content).map_err(werr)?;
+        tmp.persist(staging.path().join(file))
+            .map_err(|e| werr(e.error))?;
+    }
     sync_dir(staging.path()).map_err(werr)?;
     set_mode(staging.path(), 0o755).map_err(werr)?;
     // keep() so the TempDir guard does not delete what is now the plugin.
@@ -320,7 +371,7 @@ mod tests {
     #[test]
     fn writes_are_atomic_and_idempotent() {
         let root = tempfile::tempdir().expect("tempdir");
-        create_plugin(root.path(), &name("a"), GEN).expect("create");
+        create_plugin(root.path(), &name("a"), GEN, &[]).expect("create");
         let f = root.path().join(PLUGINS_DIR).join("a").join(PACKAGE_FILE);
         assert_eq!(fs::read_to_string(&f).expect("read"), GEN);
         assert!(!write_generated(&f, GEN).expect("same"));

@@ -26,8 +26,8 @@ impl Download {
         })
     }
 
-    /// Checks the downloaded bytes against the pin, then the archive.
-    pub fn check(self, pin: &Pin) -> Result<(), VerifyError> {
+    /// Checks the downloaded bytes against the pin; returns them, rewound.
+    pub fn checked(self, pin: &Pin) -> Result<File, VerifyError> {
         let got = self.hasher.result().to_string();
         if got != pin.hash {
             return Err(VerifyError::Integrity {
@@ -36,6 +36,12 @@ impl Download {
         }
         let mut file = self.file;
         file.rewind().map_err(VerifyError::Archive)?;
+        Ok(file)
+    }
+
+    /// Checks the downloaded bytes against the pin, then the archive.
+    pub fn check(self, pin: &Pin) -> Result<(), VerifyError> {
+        let file = self.checked(pin)?;
         check_archive(pin, io::BufReader::new(file))
     }
 }
@@ -76,7 +82,7 @@ const PLUGIN_ZIP: &str = "package/dist/plugin.zip";
 const PACKAGE_JSON_LIMIT: u64 = 4 << 20;
 
 /// Checks the archive holds the plugin the pin names.
-fn check_archive(pin: &Pin, tgz: impl Read) -> Result<(), VerifyError> {
+pub fn check_archive(pin: &Pin, tgz: impl Read) -> Result<(), VerifyError> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
     let mut manifest = None;
     let mut has_zip = false;

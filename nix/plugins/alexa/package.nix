@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "alexa";
   version = "0.3.7";
   hash = "sha512-TvD6tNXkUQHJgdFR9sA6sPqhRtFHPP4Sjvfp0bDYMyhwWlTkhwGxq057xZfcyGMnBlz36Ui0/NovU8S+uxFaQA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "The Alexa Plugin lets you control your Scrypted devices from Amazon Alexa.";
     homepage = "https://www.npmjs.com/package/@scrypted/alexa";

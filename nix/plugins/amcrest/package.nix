@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "amcrest";
   version = "0.0.168";
   hash = "sha512-HjN/jN6mmRYHuxVSla/U+yBO+h+pdvwHxlCq/zryoPCfz5JwXZ/Y1La2Z3xFjuVKhsm3FgtmnwZs4H4MvLC6QA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Amcrest Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/amcrest";

@@ -7,6 +7,7 @@ mkScryptedPlugin {
   scope = "apocaliss92";
   version = "0.1.23";
   hash = "sha512-YAMf3eMfLYdPJOiJXIJJ+mk0eRwdETcSLOEcR/asQ/MZqCgbfJv5k0tzfzot+vZCiDY/fOWhl2X3kxpw7ikDbA==";
+  runtimeNeeds = [ ];
   meta = {
     description = "Import object/audio/motion events from Frigate, videoclips, birdseye and much more";
     homepage = "https://www.npmjs.com/package/@apocaliss92/scrypted-frigate-bridge";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "arlo-local";
   version = "0.6.0";
   hash = "sha512-x7LwT8bXX/QSPmqvrh31U8yzHbX0kpPvr5pD7Xws6hsxQTUag9hNayrnci2IFFUPPZPPqGPvSPhwpWWGaPjgLg==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Arlo Local Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/arlo-local";

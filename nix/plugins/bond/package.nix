@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "bond";
   version = "0.0.4";
   hash = "sha512-AnCowOnukBDpr2w9UzLchMPH55+qOaxDmTuvuApqF17L0YrrhpwUyRV5LNjEmyH3ykeQDZ5i/eDC/wKpt1JF7w==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Bond Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/bond";

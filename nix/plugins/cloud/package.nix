@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "cloud";
   version = "0.2.51";
   hash = "sha512-T6xtCSzPsFGsIG+GKWuBFrxAEvhoaz451uCGuXMj4RysGtRK+Kp4yr27jxGL4n1ONNz6Zf9qnEkNEIQJ2OE9pA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Scrypted Cloud plugin which makes your hub accessible at home.scrypted.app";
     homepage = "https://www.npmjs.com/package/@scrypted/cloud";

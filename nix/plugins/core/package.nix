@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "core";
   version = "0.3.143";
   hash = "sha512-qqfvE0VFu6q8cov5OmAcWzSN/u5cm97jpfI6KZpT8ARAk2wODZTxmisEWvGNwOqxJ+UMnksUsFGadkzbPWhRvQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Scrypted Core plugin. Provides the UI, websocket, and engine.io APIs.";
     homepage = "https://www.npmjs.com/package/@scrypted/core";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "diagnostics";
   version = "0.0.29";
   hash = "sha512-qxYKFyhwUsusKiO8QEeQ4FZwGjJkhNHO0myhSzw4TjjiBjK9NE6sUPV+XjyU/GAxXLiftWL+roaOpXr2ch1rGw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "This plugin can be used to run diagnostics on the system and supported devices. The results from the diagnostics can be seen in the `Log`.";
     homepage = "https://www.npmjs.com/package/@scrypted/diagnostics";

@@ -10,6 +10,7 @@ mkScryptedPlugin {
     "@scrypted/prebuffer-mixin"
     "@scrypted/snapshot"
   ];
+  runtimeNeeds = [ ];
   meta = {
     description = "Doorbird Plugin";
     homepage = "https://www.npmjs.com/package/@scrypted/doorbird";

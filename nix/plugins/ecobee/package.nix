@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "ecobee";
   version = "0.0.26";
   hash = "sha512-tcNcwI6BL5loBJTtgLDwEDzGChB7U4CHzHR4MTXHGgIuULTocgDnUFGeRYTRoZCB+H2iRLRMwm+fDsojAPSuwQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Ecobee Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/ecobee";

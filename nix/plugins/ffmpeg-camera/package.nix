@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "ffmpeg-camera";
   version = "0.0.23";
   hash = "sha512-Wke9qAUIBHye3RZ2QCPR9zXfRSpYtn//6dt7URvtASwBvAEK6DClq5ZR9L9w8+v4pRrEJ1OSjJefwpYxeHZ0Hw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "FFmpeg Camera Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/ffmpeg-camera";

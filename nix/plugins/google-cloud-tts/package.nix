@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "google-cloud-tts";
   version = "0.0.23";
   hash = "sha512-656LCN7gcqhwx2cea72paUU5ii7J4l/zWM83lslNX4jwthTUcZwIWVtGQxwjngcnr5xGvMQh+ZGi9RmoNw044Q==";
+  runtimeNeeds = [ ];
   meta = {
     description = "Google Text to Speech plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/google-cloud-tts";

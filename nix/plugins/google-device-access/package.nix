@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "google-device-access";
   version = "0.0.99";
   hash = "sha512-3lTTrKecD9OamHeHl9Mh9Z7pScENmBT26JeUIH+K7TfFKHk5g1O9A9sjcplqcgFCPRqGxt0qrh0NRiKCotqlzA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "The Google Device Access Plugin allows you to import and control your Nest and Google devices from Scrypted.";
     homepage = "https://www.npmjs.com/package/@scrypted/google-device-access";

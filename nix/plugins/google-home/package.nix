@@ -10,6 +10,7 @@ mkScryptedPlugin {
     "@scrypted/cloud"
     "@scrypted/webrtc"
   ];
+  runtimeNeeds = [ ];
   meta = {
     description = "Google Home";
     homepage = "https://www.npmjs.com/package/@scrypted/google-home";

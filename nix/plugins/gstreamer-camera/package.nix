@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "gstreamer-camera";
   version = "0.0.5";
   hash = "sha512-1pnK0yUzww7hiTGY9OhSGYzMns6ZBZBfGwq217JJx/4J8hcDuz83cXdPOMUsaOjo+UXxOaVQiAiV7TiGmo+hww==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "GStreamer Camera Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/gstreamer-camera";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "hikvision";
   version = "0.0.166";
   hash = "sha512-S2MEcY7NrX3QZ9kiWO19Kti6NZU3krQivG6iaEqJCH6a4BorfbFV6sY2ciCoFnunnQDiwDiv9ycwueHe7cm1jA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Hikvision Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/hikvision";

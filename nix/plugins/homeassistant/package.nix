@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "homeassistant";
   version = "0.1.16";
   hash = "sha512-jWXjC7o+Xr1e8kEr2YWIVSgwrYbmSQl1nYDJpt4dwLt+0bCV7fvDy2HrmhfvyOBhOUW31uhhkk2GSiDXbOftJQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "The Home Assistant Plugin for Scrypted imports `notify` services to be used within Scrypted.";
     homepage = "https://www.npmjs.com/package/@scrypted/homeassistant";

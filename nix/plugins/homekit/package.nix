@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "homekit";
   version = "1.2.69";
   hash = "sha512-IRkrGln7lugKgh7jaGOqHOyZ25gtgCwD6nP8pNh0r6ar0JgmaR8x5rh4ETynO9nekI5KK9ulXwneivw5oTLiVw==";
+  runtimeNeeds = [ ];
   meta = {
     description = "HomeKit Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/homekit";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "hue";
   version = "1.2.22";
   hash = "sha512-f+iBWoLovYxl69jscO0z2OqyB0jeG1aldNVFxR/zxE1RcXO5/v1gW2msWB14BMbcOBVZHXNUhZW1pLHUNapFVw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "A Philips Hue plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/hue";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "ip-geolocation";
   version = "0.0.2";
   hash = "sha512-HbopVAm94L5KDyYX3SyTJpNJ1GcziHtYZcU/5jis1CWBLiI1rdtajT+v/LXvM4spgbQXxcG/2lmiJ8WtLkIOGA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "IP-based Geolocation for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/ip-geolocation";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "lifx";
   version = "0.2.24";
   hash = "sha512-iu9Q66uRXJTlTjb23cH1BAd4zwOuraRH/rw2V3wR2tt7O4gzLzwijb4ufuuTjy+E+D+ecdLk+hMNb6Ma7s1zQg==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "A Lifx plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/lifx";

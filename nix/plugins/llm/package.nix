@@ -6,6 +6,8 @@ mkScryptedPlugin {
   pname = "llm";
   version = "0.0.100";
   hash = "sha512-2lcr3lGn/hWhy6CKmVwllbHAIG07bIoDJb3wJuev2ZRjoTqJGGAggRJVdEf80/lsbar7lppcpJrIWe5arUoGsQ==";
+  nodeDependencies = ./package-lock.json;
+  runtimeNeeds = [ "downloads from GitHub releases" ];
   meta = {
     description = "Large Language Model Plugin";
     homepage = "https://www.npmjs.com/package/@scrypted/llm";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "mqtt";
   version = "0.0.87";
   hash = "sha512-/AwCjlp4+jP0AO2UW/6HJlKZXSwxSJ4iMd4pYzIQZD3XFfS0a/rehJcPOm7Dx5lBHT1pgY3YOso1cDaGHBg+MQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "The MQTT Plugin can be used as both an MQTT Broker and or as an MQTT Client.";
     homepage = "https://www.npmjs.com/package/@scrypted/mqtt";

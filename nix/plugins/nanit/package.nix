@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "nanit";
   version = "0.0.10";
   hash = "sha512-3c9PMw/SvZkjorXOupoc6EQnoKqQx7kH38gfZEmiOD2V0uQZu0WVIh/F1jxilAoWShnU0LCmPSZy2lYST7TQGg==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "- Install Node and npm -> https://docs.npmjs.com/downloading-and-installing-node-js-and-npm   - Install https://www.scrypted.app/ and follow instructions on the website.   - Once you have Scrypted running and can access it...continue";
     homepage = "https://www.npmjs.com/package/@scrypted/nanit";

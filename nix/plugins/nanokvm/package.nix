@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "nanokvm";
   version = "0.0.7";
   hash = "sha512-T+OOG4ejWtoqNoeB+LbTTyh2Ik0RC1lPc6jDPhSADL62g9OqFpUT9l6N2y1OcvYG6G7GRgvUtVPET/MokyLZxQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "This plugin allows viewing and connecting to [NanoKVM](https://github.com/sipeed/NanoKVM) dongles from within the Scrypted Management Console.";
     homepage = "https://www.npmjs.com/package/@scrypted/nanokvm";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "neato";
   version = "0.1.32";
   hash = "sha512-cO82Db4UIKXwF800/7TgG+hD1u+cmv/Isw/jJ2kbgPrh9o9qHIc2e2+HyPRb92JvgbVoqKhgu26IuPi3NQLhyw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "A Neato plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/neato";

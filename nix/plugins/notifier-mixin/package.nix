@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "notifier-mixin";
   version = "0.1.28";
   hash = "sha512-oRIDyoEAYamyRInGgCFDATyH8L7t4G7qfE36QNmxonjyu+NGbfX1UJ5aMSVdTp0hT9LX8aCR0tbifKicOzfzcg==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Send notifications to smart speakers and smart displays using text to speech and text to image.";
     homepage = "https://www.npmjs.com/package/@scrypted/notifier-mixin";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "objectdetector";
   version = "0.1.77";
   hash = "sha512-xW/phUhU3KfFNCtbHO3hZApYBVzbjeAP/YUNIn3J5BUaFIS1SltXYZXRCaqdizb0SMeSM+RwlEfMKQGkBvvxwQ==";
+  runtimeNeeds = [ ];
   meta = {
     description = "Scrypted Video Analysis Plugin. Installed alongside a detection service like OpenCV or TensorFlow.";
     homepage = "https://www.npmjs.com/package/@scrypted/objectdetector";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "onvif";
   version = "0.1.31";
   hash = "sha512-wycKiRb+l8BBxMDw8d2OJKTmW6BT9gZxoAIxtPCUiZlkVLShr6wIFMhIH0VSICTOx0k0GBIaa0B6Z3x1/ybrnA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "ONVIF Camera Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/onvif";

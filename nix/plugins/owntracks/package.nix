@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "owntracks";
   version = "0.0.26";
   hash = "sha512-3v7Gm0As2bZYqIVlVpOWZ1uYKBHVcMKpXMyiQ6Pt7xqer02gFLURrNt+WBO9+ghlx6cZwgeqYDQQYZyGKt5jxQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Owntracks Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/owntracks";

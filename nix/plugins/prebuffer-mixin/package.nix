@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "prebuffer-mixin";
   version = "0.10.63";
   hash = "sha512-vNa4RWALK9HCdcwW4uEcbp0zWy9g7sCJ/ky02jjMzH23yzcS3XBpgDGGezqnypjWY8V8Q/QT3NrO6Xtpj+eZyA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Video Stream Rebroadcast, Prebuffer, and Management Plugin for Scrypted.";
     homepage = "https://www.npmjs.com/package/@scrypted/prebuffer-mixin";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "pushover";
   version = "0.0.11";
   hash = "sha512-E39NU9M7Gl3VzGzkLwG5TFS0J+B9JvSGsT+NISY+kkVNkKlJBz4D35kmF2+O3R/RtdC4G+wGXKCIXSusGxzVyQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "1. Install Pushover App. 2. Enter User Key and Token from Pushover.";
     homepage = "https://www.npmjs.com/package/@scrypted/pushover";

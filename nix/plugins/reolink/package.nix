@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "reolink";
   version = "0.0.111";
   hash = "sha512-nvnaxvm/Xq3dd2rBSdiZoq9fgmQtgeJtFFMTXw5qmyqU/mWv1ntUU/yExI2ZoK3Zuo/FhGH9/WPuYQgEZggPAw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Reolink Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/reolink";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "ring";
   version = "0.0.145";
   hash = "sha512-ygiONi11TPVW2n4BiJPnNw5OT04Bl0HWB5FZPvR/bFh5sTPmbrVYzzp5ZZc2gcisI7FPZVTOhS1qysvHz/HEDQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "The Ring Plugin bridges compatible Ring Cameras in Scrypted to HomeKit.";
     homepage = "https://www.npmjs.com/package/@scrypted/ring";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "roborock";
   version = "0.0.5";
   hash = "sha512-6xhdSN315gaBLgr5fbA02knSLAz+OeAotDK+0fNFiv2ZlHQJtbGpt9pSiaK1n6XqYy9iK0XFtNPuXqL77oh/IA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Roborock Plugin";
     homepage = "https://www.npmjs.com/package/@scrypted/roborock";

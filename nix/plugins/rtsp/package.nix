@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "rtsp";
   version = "0.0.55";
   hash = "sha512-Ukzfl+ooN8bKAhnhNawiAfF6TUXnIRfJtyZyu3jdXUk9FmHzcIqwrDIpBwbavD0zRJ3CcxmeGonop2QdwlU83g==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "RTSP Cameras and Streams Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/rtsp";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "sample-cameraprovider";
   version = "0.0.13";
   hash = "sha512-ga+QABgVntOpXbDbyZ5iQU1U0yJIKhAxQD/OZM7GgnmT2g7NmE1TKJLrcXyluF9saeNGMVMEwMgDGiRXjibU+A==";
+  runtimeNeeds = [ ];
   meta = {
     description = "This is a sample plugin that shows how to add camera providers like Unifi, Ring, Nest, etc.";
     homepage = "https://www.npmjs.com/package/@scrypted/sample-cameraprovider";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "securitysystem";
   version = "0.0.7";
   hash = "sha512-8Pdfg0JlZCfUQMTaAA2QZV4fxTunOc5a/2SUYAH6XSge92sSKyS42xae/mIYhpOz8eBpd/hqpGo7ZSPQi2G/Ew==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Security System Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/securitysystem";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "sendgrid";
   version = "0.0.2";
   hash = "sha512-X5h16Q6OtDIIlzz06rvHgsyT/VsFi0TH8pJuO8S6Eq1vaf54gCQYlWvI+qChSAkmHyVJyLyfUaM/FwlFwa8tNQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Twilio SendGrid Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/sendgrid";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "sensibo";
   version = "0.0.5";
   hash = "sha512-XPJAoS4v36gUE0muGR0r1r7HdaywOR36EocL5w2psO8ge35Er6PPTVrdgEND1sQcv5EOQ+nA1D1FgKKNaRiVsw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Sensibo Thermostat Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/sensibo";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "sip";
   version = "0.0.11";
   hash = "sha512-4QGNOJ9SdCbm6g2eZxuYwcCbTq9sB9iyFGTy/+Wtf9JOgOh967KIk/VRbsghHR30GmyAI6mjkul3lmw3DUwGAw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "The SIP Plugin bridges compatible SIP Cameras to Scrypted.";
     homepage = "https://www.npmjs.com/package/@scrypted/sip";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "slack";
   version = "0.1.6";
   hash = "sha512-TTKOywT+Hl/scG3sfVZz3Q1G4QHRUvte70cXmhSAE3Ujo8DV2xpwr/LO4IfMvqeZBzwTais9mfwvqVWdlqL+Bg==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Slack Notifier Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/slack";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "smtp";
   version = "0.0.12";
   hash = "sha512-cpbZU+IAklpiU80MkNg79lQXXGyu9PzvfSYWqfNeY7SveZBFdWmDquRt6PACawPrIDU9WE49A7gCN0IsMfQW3g==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Mail (SMTP) for Scrypted. Turn devices on and off via a mail endpoint. Use in combination with the Dummy Switch plugin to create mail activated motion sensors.";
     homepage = "https://www.npmjs.com/package/@scrypted/smtp";

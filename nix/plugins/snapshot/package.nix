@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "snapshot";
   version = "0.2.68";
   hash = "sha512-ySpVcMf1XQgNYL8DtFN1FcrySYuNV+DbwJhzN67UOTNsNEYab3boGRD/zGHMnZ4WC9H6mnji1ZTi/om2CaIUMg==";
+  runtimeNeeds = [ ];
   meta = {
     description = "Snapshot Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/snapshot";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "sunrise-sunset";
   version = "0.0.4";
   hash = "sha512-0/0SayRg4DE3ZWtrzaQ5iUQpD/J9UzqXlO/mBhGHiALHteWkQI0WNuec3/b4rqkyW9he3FqES22Ki+pSJORxWQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Sunrise-Sunset Sensors for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/sunrise-sunset";

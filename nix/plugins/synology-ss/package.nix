@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "synology-ss";
   version = "0.0.17";
   hash = "sha512-R3ECJLnE2AGpOQgbX64w7AhCOgge03nI00CtnmSIbLXaYk+JY9pu15/O6a6CcW3eIMdKKI9iwH9KYCNRfywJwQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "A Synology Surveillance Station plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/synology-ss";

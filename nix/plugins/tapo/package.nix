@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "tapo";
   version = "0.0.22";
   hash = "sha512-+uxsC9RgCygsl2280w4nDKJgHCQhUdjh+hHzGxl3L2iQSSUoe5Y5Vxzo7MiC7dmG+AB+39+nqH60kEzUNxc4DA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Tapo Camera Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/tapo";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "thermostat";
   version = "0.0.29";
   hash = "sha512-chJ1zZvd+VQlmMhLARJlZ+8BQOzQzeqhjN/rkpe80Hf9WdrCSSkLq5YnM1M7tvkocJRVrdbnYhlvZu4ZZi87Rg==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Create a virtual thermostat from a temperature sensor and smart plug connected to heater or AC unit.";
     homepage = "https://www.npmjs.com/package/@scrypted/thermostat";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "twilio";
   version = "0.0.20";
   hash = "sha512-/20+r5tRqHihqmlP1IRnieC/dWYnjm3BIgIhthd0gNFuECl3NkenjGwufUoqguDRoLRUEcHiiN3KuAgmgpoScA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Notify phone numbers using Twilio";
     homepage = "https://www.npmjs.com/package/@scrypted/twilio";

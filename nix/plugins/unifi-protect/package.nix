@@ -7,6 +7,7 @@ mkScryptedPlugin {
   version = "0.1.6";
   hash = "sha512-KqqhJxh6AOt6ZsI8I/1lHHfe0auXj8vLutHDV0a2QCZTs/K3dvLcSYlH+TI2NEvqlBHQZg7PPGUoqzw1DWtbxQ==";
   pluginDependencies = [ "@scrypted/prebuffer-mixin" ];
+  runtimeNeeds = [ ];
   meta = {
     description = "Unifi Protect Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/unifi-protect";

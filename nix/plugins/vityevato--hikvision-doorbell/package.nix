@@ -8,6 +8,7 @@ mkScryptedPlugin {
   version = "2.0.8";
   hash = "sha512-0ZIwcy/PE8ykKb01c8yGc5TPS4XNoU/7KcZQ25SpftRH44vda106908s1eq7E3lQlwUj/0ZqISKsCdDW1ZHKfw==";
   pluginDependencies = [ "@scrypted/prebuffer-mixin" ];
+  runtimeNeeds = [ ];
   meta = {
     description = "Hikvision Doorbell Plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@vityevato/hikvision-doorbell";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "webhook";
   version = "0.0.27";
   hash = "sha512-I6PsQIHdEGh5fgH11MOB7rS3FzuIKeWzW/bUuNEvGg3U6iPGOdn3Esaj+ir0HKMhsn81sRvW8ahzNftBi9Q0qw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Webhooks for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/webhook";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "webrtc";
   version = "0.2.88";
   hash = "sha512-EdfAWPrPVM1HhjlB/FMlytlTbJf6BfQklzANPHfzDvurdtI4QkUzg2/IuCBjGIRQps4ZfJQb8OLEYzfUfKVy7A==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "This plugin acts as a gateway for WebRTC clients and cameras. WebRTC is a core plugin, and should be enabled on all cameras.";
     homepage = "https://www.npmjs.com/package/@scrypted/webrtc";

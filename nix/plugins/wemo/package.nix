@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "wemo";
   version = "0.0.9";
   hash = "sha512-ubG5X7V1RnlVS/IQ/s4rnzqGuSVTK1QUificaZHH/EwRvHVozi1odVGAvm1uwFpWmgyQPNkhlb6fc1tS2N9IAw==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "A Wemo plugin for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/wemo";

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "zwave";
   version = "0.1.10";
   hash = "sha512-N6zWK6uYSwi3htlc8poaT/K9L+cVoRhByFcZKvOiw1chvTbGpGKEIpKJ3bLD2y9C6jlNVoNU1LraJIklPDk8tQ==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Z-Wave USB Controller for Scrypted";
     homepage = "https://www.npmjs.com/package/@scrypted/zwave";

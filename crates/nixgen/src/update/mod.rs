@@ -3,6 +3,7 @@
 
 mod discover;
 mod download;
+mod offline;
 mod plan;
 mod progress;
 mod write;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::config::Config;
+use crate::lockfile::Npm;
 use crate::name::PluginName;
 use crate::registry::{FetchError, HttpSettings, Registry, Token};
 use crate::report::Report;
@@ -53,6 +55,11 @@ pub struct Options {
     /// Lift the limit on removals per run.
     pub allow_removals: bool,
     pub only: Vec<PluginName>,
+    /// `--metadata-only`: run no npm and download no tarball; locks and
+    /// runtime needs are carried over from the tree.
+    pub metadata_only: bool,
+    /// The npm program (`npm` on PATH unless `$NIXGEN_NPM`).
+    pub npm: std::ffi::OsString,
     pub http: HttpSettings,
     pub progress: Progress,
 }
@@ -73,6 +80,9 @@ pub struct TooManyRemovals {
 struct Clients {
     registry: Registry,
     tarballs: Registry,
+    /// The token, when tarballs (and npm's resolution) use the registry's
+    /// origin.
+    tarball_token: Option<Token>,
 }
 
 impl Clients {
@@ -84,19 +94,35 @@ impl Clients {
             .or_else(|| opts.env_registry.clone().filter(|s| !s.trim().is_empty()))
             .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
         let registry = Registry::new(&base, opts.token.as_ref(), opts.http.clone())?;
-        let tarballs = match &opts.tarball_registry {
+        let (tarballs, tarball_token) = match &opts.tarball_registry {
             Some(t) => {
                 // A private mirror's token must not travel to another host.
                 let probe = Registry::new(t, None, opts.http.clone())?;
                 if probe.same_origin(&registry) {
-                    Registry::new(t, opts.token.as_ref(), opts.http.clone())?
+                    let r = Registry::new(t, opts.token.as_ref(), opts.http.clone())?;
+                    (r, opts.token.clone())
                 } else {
-                    probe
+                    (probe, None)
                 }
             }
-            None => registry.clone(),
+            None => (registry.clone(), opts.token.clone()),
         };
-        Ok(Self { registry, tarballs })
+        Ok(Self {
+            registry,
+            tarballs,
+            tarball_token,
+        })
+    }
+
+    /// npm resolves native dependency trees against the tarball registry:
+    /// the one whose URLs end up in locks and the builder.
+    fn npm(&self, opts: &Options) -> Option<Npm> {
+        (!opts.metadata_only).then(|| Npm {
+            program: opts.npm.clone(),
+            registry: self.tarballs.base().to_owned(),
+            token: self.tarball_token.clone(),
+            deadline: opts.http.tarball_deadline,
+        })
     }
 }
 
@@ -128,7 +154,15 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         scan: &scan,
         registry: &clients.registry,
     };
-    let found = discover::discover(&ctx, &mut report).await;
+    let mut found = discover::discover(&ctx, &mut report).await;
+    let settings = offline::Settings {
+        root,
+        tarballs: &clients.tarballs,
+        npm: clients.npm(&opts),
+        jobs: opts.jobs,
+        verify: opts.verify,
+    };
+    found.results = offline::fill(found.results, &scan.plugins, &settings, &mut report).await;
     let inputs = plan::Inputs {
         tree: &scan.plugins,
         listed: found.listed.as_ref(),
@@ -138,11 +172,14 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     if !opts.allow_removals {
         plan::check_removals(&actions, &scan.plugins)?;
     }
-    if opts.verify {
+    // Otherwise the offline scan downloaded and verified every new pin.
+    if opts.verify && opts.metadata_only {
         download::verify_changes(&clients.tarballs, opts.jobs, &mut actions, &mut report).await;
     }
     write::builder(root, writing, &clients.tarballs, &mut report)?;
+    let rows = write::readme_rows(&scan.plugins, &actions);
     write::apply(root, writing, opts.jobs, actions, &mut report).await;
+    write::readme(root, writing, &rows, &mut report);
     write::removed_record(root, writing, &mut report);
     report.sort();
     Ok(report)

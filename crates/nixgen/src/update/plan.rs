@@ -10,7 +10,7 @@ use crate::classify::{Classified, Pin, SkipReason};
 use crate::name::PluginName;
 use crate::render;
 use crate::report::{Failed, Report};
-use crate::tree::Entry;
+use crate::tree::{self, Entry};
 
 pub(super) enum Action {
     Add(Pin, String),
@@ -19,6 +19,8 @@ pub(super) enum Action {
         text: String,
         old: Option<String>,
         new_pin: bool,
+        /// What changed besides the pin, for the summary.
+        detail: Option<&'static str>,
     },
     Remove {
         old: Option<String>,
@@ -81,7 +83,7 @@ pub(super) fn plan(results: Results, inputs: &Inputs<'_>, report: &mut Report) -
                 reason
             }
             Ok(Fetched::Classified(Classified::Plugin(pin))) => {
-                match refresh(pin, old.as_ref()) {
+                match refresh(*pin, old.as_ref()) {
                     Ok(Some(action)) => {
                         actions.insert(name, action);
                     }
@@ -135,16 +137,23 @@ fn refresh(pin: Pin, old: Option<&Old<'_>>) -> anyhow::Result<Option<Action>> {
     let Some(old) = old else {
         return Ok(Some(Action::Add(pin, text)));
     };
-    if old.text == text {
+    let lock_changed = pin.offline.write_lock.is_some();
+    if old.text == text && !lock_changed {
         return Ok(None);
     }
     let new_pin = old.hash != Some(pin.hash.as_str())
         || old.version.as_deref() != Some(pin.version.to_string().as_str());
+    let detail = lock_changed.then_some(if tree::has_lock(old.text) {
+        "native dependencies changed"
+    } else {
+        "native dependencies pinned"
+    });
     Ok(Some(Action::Update {
         pin,
         text,
         old: old.version.clone(),
         new_pin,
+        detail,
     }))
 }
 

@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "hostile";
   version = "1.0.0-rc.1+build.5";
   hash = "sha512-xumx3gja75Ago2dRu2ZpG/RIqclRO4iH+V6uXucSN7HPEcsniaEf1QN2qcHMhvxFtwyFVHs8qkNoFwTGu9vX7g==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "Evil \"quote\" \\ back \${builtins.abort \"pwned\"} $\${x} $ end$\nline2\ttab\n# not a comment '' \${[31m";
     homepage = "https://www.npmjs.com/package/@scrypted/hostile";

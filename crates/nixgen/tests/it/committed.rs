@@ -93,16 +93,27 @@ fn committed_packages_are_well_formed() {
         .collect();
     let expr = format!(
         "builtins.mapAttrs (_: f: let p = f {{ mkScryptedPlugin = x: x; }}; in \
-         {{ top = builtins.attrNames (removeAttrs p [ \"pluginDependencies\" ]); \
+         {{ top = builtins.attrNames (removeAttrs p [ \"pluginDependencies\" \"nodeDependencies\" ]); \
+         lock = p ? nodeDependencies; \
          meta = builtins.attrNames p.meta; deps = p.pluginDependencies or null; }}) {{\n{attrs}}}"
     );
     let got = nix_eval(&expr);
     for (name, _) in &generated {
         let top = if name.contains("--") {
-            serde_json::json!(["hash", "meta", "pname", "scope", "version"])
+            serde_json::json!(["hash", "meta", "pname", "runtimeNeeds", "scope", "version"])
         } else {
-            serde_json::json!(["hash", "meta", "pname", "version"])
+            serde_json::json!(["hash", "meta", "pname", "runtimeNeeds", "version"])
         };
+        // A plugin naming a lock has it beside it, valid and fetchable.
+        let lock = dir.join(name).join(nixgen::lockfile::LOCK_FILE);
+        assert_eq!(
+            got[name]["lock"],
+            serde_json::json!(lock.exists()),
+            "{name}"
+        );
+        if lock.exists() {
+            assert_lock_is_fetchable(name, &read(&lock));
+        }
         let want = serde_json::json!({"top": top, "meta": ["description", "homepage"]});
         assert_eq!(
             serde_json::json!({"top": got[name]["top"], "meta": got[name]["meta"]}),
@@ -122,5 +133,31 @@ fn committed_packages_are_well_formed() {
                 );
             }
         }
+    }
+}
+
+/// Every package of a committed lock is fetched from the npm registry by
+/// its sha512 integrity.
+fn assert_lock_is_fetchable(name: &str, text: &str) {
+    let lock: Value = serde_json::from_str(text).expect("lock JSON");
+    let root = &lock["packages"][""]["dependencies"];
+    let deps: Vec<(String, String)> = root
+        .as_object()
+        .expect("root dependencies")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("range").to_owned()))
+        .collect();
+    let set = nixgen::lockfile::validate(text, &deps)
+        .unwrap_or_else(|e| panic!("{name}: committed lock is unusable: {e}"));
+    assert!(!set.is_empty(), "{name}: empty lock");
+    for (path, entry) in lock["packages"].as_object().expect("packages") {
+        if path.is_empty() || entry["link"] == true {
+            continue;
+        }
+        let url = entry["resolved"].as_str().expect("resolved");
+        assert!(
+            url.starts_with("https://registry.npmjs.org/"),
+            "{name}: {path} resolved to {url}"
+        );
     }
 }

@@ -7,10 +7,12 @@ mod escape_prop;
 mod faults;
 mod generate;
 mod interrupt;
+mod native;
 mod server;
 mod tree_rules;
 mod verify;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -97,7 +99,11 @@ pub fn nixgen_env(root: &Path, registry: &str, args: &[&str], env: &[(&str, &str
         .env("NIXGEN_TIMEOUT_MS", "3000")
         .env("NIXGEN_RETRIES", "2")
         .env("NIXGEN_BACKOFF_MS", "10")
-        .env("NIXGEN_MAX_WAIT_MS", "3000");
+        .env("NIXGEN_MAX_WAIT_MS", "3000")
+        // npm (for native dependencies) reads no user config: ~/.npmrc may
+        // carry settings that change the lock.
+        .env("npm_config_userconfig", empty_npmrc())
+        .env("npm_config_update_notifier", "false");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -176,4 +182,59 @@ pub fn nix_eval(expr: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("nix json")
+}
+
+/// An npm-style .tgz with the given files under `package/`.
+pub fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        builder
+            .append_data(&mut h, format!("package/{path}"), *data)
+            .expect("append");
+    }
+    let mut gz = builder.into_inner().expect("tar");
+    gz.flush().expect("flush");
+    gz.finish().expect("gzip")
+}
+
+/// A plugin.zip holding these files.
+pub fn plugin_zip(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, text) in files {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        w.write_all(text.as_bytes()).expect("zip write");
+    }
+    w.finish().expect("zip").into_inner()
+}
+
+/// An empty file to stand for the user's npmrc.
+pub fn empty_npmrc() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("nixgen-it-npmrc-{}", std::process::id()));
+        std::fs::write(&p, "").expect("write empty npmrc");
+        p
+    })
+    .clone()
+}
+
+/// Whether npm is on PATH; tests that need it print why they skip.
+pub fn has_npm() -> bool {
+    let ok = Command::new("npm")
+        .arg("--version")
+        .env("npm_config_userconfig", empty_npmrc())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: npm is not installed, native dependency pinning not checked");
+    }
+    ok
 }

@@ -1,28 +1,6 @@
 //! `--verify`: tarballs are downloaded and checked before a pin changes.
 
-use std::io::Write as _;
-
 use crate::*;
-
-/// An npm-style .tgz with the given files under `package/`.
-fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (path, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        builder
-            .append_data(&mut h, format!("package/{path}"), *data)
-            .expect("append");
-    }
-    let mut gz = builder.into_inner().expect("tar");
-    gz.flush().expect("flush");
-    gz.finish().expect("gzip")
-}
 
 fn manifest(name: &str, version: &str) -> Vec<u8> {
     serde_json::to_vec(
@@ -114,11 +92,14 @@ fn verify_checks_hash_and_content() {
     for n in &names_[1..] {
         assert!(!plugin_file(root.path(), n).exists(), "{n} was written");
     }
-    // Without --verify nothing is downloaded.
+    // Without --verify a new pin is downloaded once, for the runtime-needs
+    // scan, and a bad tarball does not fail it (it is recorded as not
+    // scanned).
     let root = new_root();
     let before = server.hits("/@scrypted/good/-/good-1.0.0.tgz");
     assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
-    assert_eq!(server.hits("/@scrypted/good/-/good-1.0.0.tgz"), before);
+    assert_eq!(server.hits("/@scrypted/good/-/good-1.0.0.tgz"), before + 1);
+    assert!(plugin_file(root.path(), "tampered").exists());
 }
 
 #[test]
@@ -187,7 +168,8 @@ fn token_stays_with_its_registry() {
 #[test]
 fn verify_skips_plugins_whose_pin_did_not_change() {
     let server = small_registry(&["p"]);
-    let zip: &[u8] = b"zip";
+    // A real zip: a zip that cannot be scanned is scanned again next run.
+    let zip = &plugin_zip(&[("main.nodejs.js", "x")])[..];
     let tarball = tgz(&[
         ("package.json", &manifest("p", "1.0.0")),
         ("dist/plugin.zip", zip),

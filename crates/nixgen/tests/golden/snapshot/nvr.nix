@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "nvr";
   version = "0.12.43";
   hash = "sha512-p+QYIgLMDB894hR3arpNRd3dy5rvEZ0TLBU/ZiGD52fnwkxv29X+7wrIJYb80ViRrrRaJw10fUlC1wiiZYQ6iA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "NVR plugin for Scrypted.";
     homepage = "https://www.npmjs.com/package/@scrypted/nvr";

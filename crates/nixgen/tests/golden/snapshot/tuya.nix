@@ -6,6 +6,7 @@ mkScryptedPlugin {
   pname = "tuya";
   version = "0.1.0-beta.7";
   hash = "sha512-FZjjl62kaOzVpeSckEk4RX4s/040grrrJ/SkgP4Rkj8ISDRh4B1QtM2oq57FAShwmHYqCFG6JCJEjqTW76lMHA==";
+  runtimeNeeds = [ "unknown: its plugin.zip could not be scanned" ];
   meta = {
     description = "This is a Tuya controller that integrates Tuya devices, specifically cameras, into Scrypted.";
     homepage = "https://www.npmjs.com/package/@scrypted/tuya";
