@@ -110,6 +110,8 @@
                   pkgs.gnugrep
                   pkgs.unzip
                   pkgs.nix
+                  # npm: nixgen pins plugins' native dependencies with it.
+                  pkgs.nodejs
                 ];
                 text = builtins.readFile ./nix/update.sh;
               }

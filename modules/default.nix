@@ -112,8 +112,8 @@ let
   notProvisioned = filter (name: !(availablePlugins.${name} ? provision)) knownPlugins;
 
   # What plugins still fetch when they start, as nixgen found it
-  # (passthru.offline): said while evaluating, so an offline host learns it
-  # before the plugin fails.
+  # (passthru.offline; "unknown: ..." where it could not look): said while
+  # evaluating, so an offline host learns it before the plugin fails.
   needingNetwork = filter (pkg: !(pkg.offline.ready or true)) resolvedPackages;
 
   closestNames =
@@ -563,7 +563,7 @@ in
         ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned
         ++ map (
           pkg:
-          "mares.automation.scrypted: ${pkg.pluginName} still needs the network when it starts: ${concatStringsSep "; " pkg.offline.needs}."
+          "mares.automation.scrypted: ${pkg.pluginName} is not known to start offline: ${concatStringsSep "; " pkg.offline.needs}."
         ) needingNetwork;
 
       systemd.services.scrypted-secrets = {

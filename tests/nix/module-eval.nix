@@ -758,9 +758,9 @@ let
       && !(sideloadSc ? ExecStartPre)
     ) (builtins.toJSON (nativeSideload.ExecStartPre or null))
     ++ check "a plugin that still needs the network: warned, saying what for" (
-      lib.any (hasInfix "@scrypted/eufy still needs the network when it starts: npm install of its native dependencies (eufy-security-client) at every load.") native.warnings
-      && !(lib.any (hasInfix "@scrypted/llm still needs") native.warnings)
-      && !(lib.any (hasInfix "@scrypted/snapshot still needs") native.warnings)
+      lib.any (hasInfix "@scrypted/eufy is not known to start offline: npm install of its native dependencies (eufy-security-client) at every load.") native.warnings
+      && !(lib.any (hasInfix "@scrypted/llm is not known") native.warnings)
+      && !(lib.any (hasInfix "@scrypted/snapshot is not known") native.warnings)
     ) (builtins.toJSON native.warnings);
 
   client = evalWith {

@@ -33,10 +33,10 @@ cp nix/plugins/openvino/package.nix nix/plugins/openvino/update.sh "$work/nix/pl
 cp nix/packages/scrypted/update.sh nix/packages/scrypted/pin.json "$work/nix/packages/scrypted/"
 
 # The tools of the app's runtimeInputs (nixgen, git, coreutils, curl, jq,
-# gnutar, gzip, gnused, gnugrep, unzip, nix) and bash, nothing else.
+# gnutar, gzip, gnused, gnugrep, unzip, nix, nodejs) and bash, nothing else.
 bin=$tmp/bin
 mkdir "$bin"
-for tool in bash git curl jq tar gzip sed grep unzip nix \
+for tool in bash git curl jq tar gzip sed grep unzip nix npm node \
   cat cp mv rm mkdir mktemp dirname basename chmod cmp cut head tail tr sort seq sha512sum base64 stat env; do
   path=$(command -v "$tool") || fail "host tool $tool is missing"
   ln -s "$path" "$bin/$tool"

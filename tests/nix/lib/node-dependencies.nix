@@ -1,10 +1,12 @@
 # nix/plugin-node-dependencies.nix over the stand-ins: a plugin's dependency
 # directory built from its pinned lock with the real fetch and the host's npm
-# and node, for tests/nix/node-dependencies.sh.
+# and node, for tests/nix/node-dependencies.sh. `plugin` is the plugin as the
+# plugin set makes it (its generated package.nix through the real builder,
+# handed pluginNodeDependencies), so its passthru.nodeDependencies and
+# passthru.provision are the ones the NixOS module lays out; `withLock` builds
+# the same directory from another lock, for the tests of what must fail.
 {
   name,
-  # The lock to build from (default: the one pinned beside the plugin).
-  lockFile ? ../../../nix/plugins/${name}/package-lock.json,
   # `node --version` of the host, which stands in for the server's node.
   nodeVersion,
 }:
@@ -19,12 +21,22 @@ let
     version = nodeVersion;
     stdenv.hostPlatform.parsed.cpu.name = builtins.head (builtins.split "-" builtins.currentSystem);
   };
-  build = import ../../../nix/plugin-node-dependencies.nix {
+  pluginNodeDependencies = import ../../../nix/plugin-node-dependencies.nix {
     inherit lib nodejs;
     inherit (standIns) runCommand importNpmLock jq;
   };
+  builder = import ../../../nix/mk-scrypted-plugin.nix;
+  mkScryptedPlugin = builder (
+    builtins.intersectAttrs (builtins.functionArgs builder) (standIns // { inherit pluginNodeDependencies; })
+  );
+  plugin = import ../../../nix/plugins/${name}/package.nix { inherit mkScryptedPlugin; };
 in
-build {
-  plugin = h.packages.${name};
-  inherit lockFile;
+{
+  inherit plugin;
+  inherit (plugin) nodeDependencies provision;
+  withLock =
+    lockFile:
+    pluginNodeDependencies {
+      inherit plugin lockFile;
+    };
 }

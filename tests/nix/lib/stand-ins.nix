@@ -84,8 +84,8 @@ let
     fOrAttrs:
     let
       f = if builtins.isFunction fOrAttrs then fOrAttrs else _: fOrAttrs;
-      # The finalAttrs fixpoint, as in nixpkgs.
-      attrs = f attrs;
+      # The finalAttrs fixpoint, as in nixpkgs, finalPackage included.
+      attrs = f (attrs // { finalPackage = result; });
 
       inputs =
         attrs.nativeBuildInputs or [ ]
@@ -106,24 +106,27 @@ let
           PATH = builtins.concatStringsSep ":" (map (p: "${p}/bin") (inputs ++ [ baseTools ]));
         }
       );
+
+      result =
+        drv
+        // attrs.passthru or { }
+        // {
+          inherit (attrs) meta;
+          passthru = attrs.passthru or { };
+          # Enough of overrideAttrs for the flake's overlay (prev: or final: prev: forms).
+          overrideAttrs =
+            g:
+            mkDerivation (
+              final:
+              let
+                prev = f final;
+                delta = g prev;
+              in
+              prev // (if builtins.isFunction delta then g final prev else delta)
+            );
+        };
     in
-    drv
-    // attrs.passthru or { }
-    // {
-      inherit (attrs) meta;
-      passthru = attrs.passthru or { };
-      # Enough of overrideAttrs for the flake's overlay (prev: or final: prev: forms).
-      overrideAttrs =
-        g:
-        mkDerivation (
-          final:
-          let
-            prev = f final;
-            delta = g prev;
-          in
-          prev // (if builtins.isFunction delta then g final prev else delta)
-        );
-    };
+    result;
   # What nix/packages/scrypted/package.nix takes, enough to evaluate it (its
   # name, metadata and the plugins the overlay hangs off it), never to build it:
   # that needs nixpkgs' buildNpmPackage and the network.
