@@ -1,7 +1,7 @@
 //! A fake Scrypted server for tests and benchmarks.
 //!
 //! It keeps the sideload contract measured on the real server (see
-//! `shared/scrypted-api.md`), bugs included, because sideloadd must be tested against
+//! `docs/scrypted-api.md`), bugs included, because sideloadd must be tested against
 //! what Scrypted does, not against what it should do:
 //! - `/web/component/*` needs the admin bearer token (or `?scryptedToken=`), else
 //!   `401 Not Authorized`;

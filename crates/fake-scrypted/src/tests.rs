@@ -1,4 +1,4 @@
-//! The fake's own contract, checked against `shared/scrypted-api.md`.
+//! The fake's own contract, checked against `docs/scrypted-api.md`.
 
 use std::time::{Duration, Instant};
 

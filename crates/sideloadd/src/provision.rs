@@ -1,6 +1,6 @@
 //! `sideloadd run`: get every declared plugin into Scrypted, never making one worse.
 //!
-//! Guarantees, and what they rest on (see `shared/scrypted-api.md`):
+//! Guarantees, and what they rest on (see `docs/scrypted-api.md`):
 //! - An invalid plugin is never sent. Setup stores anything, and deploy kills the
 //!   running copy before it looks at the zip, so sending it could only do harm.
 //! - Setup and deploy go together, one plugin at a time. Setup alone only rewrites
