@@ -180,7 +180,7 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
         ..Setup::default()
     })
     .await;
-    for _ in 0..sideloadd::provision::MAX_ATTEMPTS {
+    for _ in 0..sideloadd::run::MAX_ATTEMPTS {
         h.server.fail_next(Route::Deploy);
     }
     let out = h.run().await;
@@ -190,7 +190,7 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
         "{}",
         out.stderr
     );
-    let attempts = format!("after {} attempts", sideloadd::provision::MAX_ATTEMPTS);
+    let attempts = format!("after {} attempts", sideloadd::run::MAX_ATTEMPTS);
     assert!(out.stderr.contains(&attempts), "{}", out.stderr);
     h.assert_running(1);
     // A failed plugin is not recorded as deployed: the next run tries again.

@@ -1,0 +1,301 @@
+//! `sideloadd run`: get every declared plugin into Scrypted, never making one worse.
+//!
+//! Guarantees, and what they rest on (see `docs/scrypted-api.md`):
+//! - An invalid plugin is never sent. Setup stores anything, and deploy kills the
+//!   running copy before it looks at the zip, so sending it could only do harm.
+//! - Setup and deploy go together, one plugin at a time. Setup alone only rewrites
+//!   the plugin's database record; the running worker keeps its old zip until a
+//!   deploy (or a Scrypted restart). If setup succeeds and every deploy attempt then
+//!   fails, the old zip keeps running under the new package.json until Scrypted
+//!   restarts, and the plugin is not recorded as deployed, so the next run (next
+//!   boot at the latest) tries again. A deploy cut off mid-upload stores nothing.
+//! - A plugin counts as deployed only once Scrypted shows it: its md5-named zip in
+//!   the volume, else its endpoint no longer answering the server's "not found".
+//!   Only then is it written to the state file.
+//! - A plugin whose exact bytes are recorded *and* still installed is not sent again,
+//!   so a reboot with nothing changed restarts no plugin.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, ClientError};
+use crate::config::{Config, PluginDecl};
+use crate::deploy::PluginResult;
+use crate::notify::Notifier;
+use crate::session::Session;
+use crate::state::{Deployed, State, StateError};
+use crate::validate::{self, PluginError, ValidPlugin};
+use crate::volume::Volume;
+
+pub use crate::deploy::MAX_ATTEMPTS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot read tokenFile {path}: {source}")]
+    TokenRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("tokenFile {path} is empty")]
+    TokenEmpty { path: PathBuf },
+    #[error("tokenFile {path}: {source}")]
+    Client {
+        path: PathBuf,
+        source: Box<ClientError>,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("Scrypted at {url} was not ready within {secs} s (last attempt: {last})")]
+    NotReady { url: Url, secs: u64, last: String },
+    #[error(
+        "Scrypted at {url} rejected the token from {token_file} (401 Not Authorized); it must \
+         equal the server's SCRYPTED_ADMIN_TOKEN, and SCRYPTED_ADMIN_USERNAME must be set"
+    )]
+    Unauthorized { url: Url, token_file: PathBuf },
+    #[error("stopped by a signal before finishing: {in_place} of {total} plugins in place")]
+    Interrupted { in_place: usize, total: usize },
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Interrupted { .. } => crate::EXIT_INTERRUPTED,
+            _ => crate::EXIT_FATAL,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub deployed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub failed: Vec<Failure>,
+}
+
+impl Outcome {
+    pub fn summary(&self) -> String {
+        let in_place = self.deployed.len() + self.unchanged.len();
+        if self.failed.is_empty() {
+            format!(
+                "{in_place} plugins in place, {} skipped",
+                self.unchanged.len()
+            )
+        } else {
+            let names: Vec<&str> = self.failed.iter().map(|f| f.name.as_str()).collect();
+            format!(
+                "{} of {} plugins failed: {}",
+                self.failed.len(),
+                in_place + self.failed.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+pub fn read_token(path: &Path) -> Result<String, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::TokenRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(RunError::TokenEmpty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(token.to_string())
+}
+
+/// Validates every declared plugin (blocking I/O, off the async threads).
+pub async fn validate_all(
+    decls: &[PluginDecl],
+) -> Vec<(PluginDecl, Result<ValidPlugin, PluginError>)> {
+    let decls = decls.to_vec();
+    let handle = tokio::task::spawn_blocking(move || {
+        decls
+            .into_iter()
+            .map(|d| {
+                let r = validate::validate(&d);
+                (d, r)
+            })
+            .collect::<Vec<_>>()
+    });
+    match handle.await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+pub async fn run(
+    config: &Config,
+    shutdown: CancellationToken,
+    notifier: Notifier,
+) -> Result<Outcome, RunError> {
+    notifier.progress(&format!("validating {} plugins", config.plugins.len()));
+    let token = read_token(&config.token_file)?;
+    let client = Client::new(config.server.clone(), &token).map_err(|source| RunError::Client {
+        path: config.token_file.clone(),
+        source: Box::new(source),
+    })?;
+    drop(token);
+    let mut state = open_state(config)?;
+    if config.plugins.is_empty() {
+        // Nothing to put in place; no reason to wait for the server.
+        return Ok(Outcome::default());
+    }
+    let mut session = Session {
+        config,
+        client,
+        notifier,
+        shutdown,
+        volume: Volume::Unavailable,
+    };
+    let mut outcome = Outcome::default();
+    let valid = validate_while_waiting(&session, &mut outcome).await?;
+    session.volume = Volume::open(config.volume.as_deref());
+    for p in &valid {
+        provision_one(&session, p, &mut state, &mut outcome).await?;
+    }
+    // Report failures in config order.
+    outcome
+        .failed
+        .sort_by_key(|f| config.plugins.iter().position(|d| d.name == f.name));
+    Ok(outcome)
+}
+
+/// Loads the state, dropping plugins no longer declared, and saves it at once:
+/// that proves stateDir is writable before anything is sent.
+fn open_state(config: &Config) -> Result<State, RunError> {
+    let mut state = State::load(&config.state_dir, true)?;
+    if let Some(why) = &state.discarded {
+        tracing::warn!(path = %state.path().display(), reason = %why, "ignoring unreadable state file; every plugin will be redeployed");
+    }
+    let declared: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+    state.retain(&declared);
+    state.save()?;
+    Ok(state)
+}
+
+/// Reading and checking every zip overlaps with Scrypted's own start-up, so the
+/// work left once it answers is only the per-plugin "already there?" checks.
+/// Invalid plugins go to `outcome` even when the server never comes up.
+async fn validate_while_waiting(
+    session: &Session<'_>,
+    outcome: &mut Outcome,
+) -> Result<Vec<ValidPlugin>, RunError> {
+    let started = Instant::now();
+    let (validated, ready) = tokio::join!(
+        validate_all(&session.config.plugins),
+        session.wait_ready(session.config.ready_timeout)
+    );
+    let mut valid = Vec::new();
+    for (decl, res) in validated {
+        match res {
+            Ok(p) => valid.push(p),
+            Err(e) => {
+                tracing::error!(plugin = %decl.name, key = %decl.key, error = %e, "invalid plugin, not sent");
+                outcome.failed.push(Failure {
+                    name: decl.name.clone(),
+                    reason: format!("invalid, not sent ({}): {e}", decl.key),
+                });
+            }
+        }
+    }
+    ready?;
+    tracing::info!(
+        duration_ms = started.elapsed().as_millis() as u64,
+        "Scrypted is ready"
+    );
+    Ok(valid)
+}
+
+async fn provision_one(
+    session: &Session<'_>,
+    p: &ValidPlugin,
+    state: &mut State,
+    outcome: &mut Outcome,
+) -> Result<(), RunError> {
+    let interrupted = |outcome: &Outcome| RunError::Interrupted {
+        in_place: outcome.deployed.len() + outcome.unchanged.len(),
+        total: session.config.plugins.len(),
+    };
+    if session.shutdown.is_cancelled() {
+        return Err(interrupted(outcome));
+    }
+    if in_place(session, p, state).await {
+        tracing::info!(plugin = %p.name, version = %p.version, "unchanged, not redeployed");
+        outcome.unchanged.push(p.name.clone());
+        return Ok(());
+    }
+    session.notifier.progress(&format!(
+        "deploying {} ({}/{})",
+        short_name(&p.name),
+        position(session.config, &p.name),
+        session.config.plugins.len()
+    ));
+    let started = Instant::now();
+    let result = session.deploy_with_retries(p).await.map_err(|e| match e {
+        RunError::Interrupted { .. } => interrupted(outcome),
+        other => other,
+    })?;
+    match result {
+        PluginResult::Deployed => {
+            tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = started.elapsed().as_millis() as u64, "deployed");
+            state.record(&p.name, Deployed::of(p));
+            outcome.deployed.push(p.name.clone());
+        }
+        PluginResult::Failed(reason) => {
+            tracing::error!(plugin = %p.name, version = %p.version, error = %reason, "deploy failed");
+            // A failed deploy may have replaced what was installed; the old claim
+            // no longer holds.
+            state.forget(&p.name);
+            outcome.failed.push(Failure {
+                name: p.name.clone(),
+                reason,
+            });
+        }
+    }
+    state.save()?;
+    Ok(())
+}
+
+/// Position among all declared plugins, as the operator counts them.
+fn position(config: &Config, name: &str) -> usize {
+    config
+        .plugins
+        .iter()
+        .position(|d| d.name == name)
+        .map_or(0, |i| i + 1)
+}
+
+fn short_name(name: &str) -> &str {
+    name.strip_prefix("@scrypted/").unwrap_or(name)
+}
+
+/// A plugin whose exact bytes are recorded *and* still installed is not sent
+/// again, so a reboot with nothing changed restarts no plugin.
+async fn in_place(session: &Session<'_>, p: &ValidPlugin, state: &State) -> bool {
+    if !state.get(&p.name).is_some_and(|d| d.matches(p)) {
+        return false;
+    }
+    match session.present(p).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::info!(plugin = %p.name, "recorded as deployed but not installed in Scrypted; redeploying");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %p.name, error = %e, "cannot check whether it is installed; redeploying");
+            false
+        }
+    }
+}

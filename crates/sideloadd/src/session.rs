@@ -1,0 +1,93 @@
+//! What one `run` shares between its steps: the server, the volume, the stop signal.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, ClientError, Probe};
+use crate::config::Config;
+use crate::notify::Notifier;
+use crate::run::RunError;
+use crate::validate::ValidPlugin;
+use crate::volume::Volume;
+
+const FIRST_POLL: Duration = Duration::from_millis(100);
+const MAX_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct Session<'a> {
+    pub config: &'a Config,
+    pub client: Client,
+    pub notifier: Notifier,
+    pub shutdown: CancellationToken,
+    pub volume: Volume,
+}
+
+impl Session<'_> {
+    /// Sleeps unless shut down first; false when interrupted.
+    pub async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.shutdown.cancelled() => false,
+        }
+    }
+
+    pub fn interrupted(&self) -> RunError {
+        RunError::Interrupted {
+            in_place: 0,
+            total: self.config.plugins.len(),
+        }
+    }
+
+    pub fn unauthorized(&self) -> RunError {
+        RunError::Unauthorized {
+            url: self.config.server.clone(),
+            token_file: self.config.token_file.clone(),
+        }
+    }
+
+    /// Polls the readiness probe (`docs/scrypted-api.md` §3) for at most `budget`.
+    pub async fn wait_ready(&self, budget: Duration) -> Result<(), RunError> {
+        let started = Instant::now();
+        let mut poll = FIRST_POLL;
+        let mut last_status: Option<u64> = None;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(self.interrupted());
+            }
+            let why = match self.client.probe().await {
+                Probe::Ready => return Ok(()),
+                Probe::Unauthorized => return Err(self.unauthorized()),
+                Probe::NotYet(why) => why,
+            };
+            let waited = started.elapsed();
+            if waited >= budget {
+                return Err(RunError::NotReady {
+                    url: self.config.server.clone(),
+                    secs: budget.as_secs(),
+                    last: why,
+                });
+            }
+            let secs = waited.as_secs();
+            if last_status != Some(secs) {
+                last_status = Some(secs);
+                self.notifier
+                    .progress(&format!("waiting for Scrypted ({secs} s)"));
+                tracing::debug!(waited_s = secs, last = %why, "Scrypted not ready yet");
+            }
+            if !self.sleep(poll.min(budget - waited)).await {
+                return Err(self.interrupted());
+            }
+            poll = (poll * 3 / 2).min(MAX_POLL);
+        }
+    }
+
+    /// Whether Scrypted has exactly this zip installed: the volume when it can tell,
+    /// else the plugin's endpoint.
+    pub async fn present(&self, p: &ValidPlugin) -> Result<bool, ClientError> {
+        if let Some(known) = self.volume.has(p) {
+            return Ok(known);
+        }
+        self.client.endpoint_present(&p.name).await
+    }
+}
