@@ -14,6 +14,7 @@ pub mod state;
 pub mod status;
 pub mod validate;
 mod volume;
+pub mod zipcheck;
 
 pub use check::{CheckError, check_config};
 pub use config::{Config, ConfigError, PluginDecl};
