@@ -20,6 +20,7 @@
 //! HTTP/1.1 support is the subset clients of this server send: keep-alive,
 //! Content-Length or chunked bodies, `Expect: 100-continue`.
 
+mod adm;
 pub mod fixture;
 mod http;
 #[cfg(test)]
@@ -66,6 +67,9 @@ pub struct Options {
     /// Serve `GET /__fake/requests` (for the benchmark script, which cannot call the
     /// Rust API). Not part of Scrypted.
     pub control_endpoint: bool,
+    /// How long the whole server stops answering after a zip with an entry of
+    /// 2 GiB or more (the real one: 10 s and more).
+    pub freeze: Duration,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             volume: None,
             port: 0,
             control_endpoint: false,
+            freeze: Duration::from_secs(10),
         }
     }
 }
@@ -129,6 +134,8 @@ struct Faults {
     restart_after_setup: Option<Duration>,
     down_after_requests: Option<(usize, Duration)>,
     slow: Duration,
+    /// The next deploy kills the plugin, then fails with this 500 body.
+    fail_after_kill: Option<String>,
 }
 
 #[derive(Debug)]
@@ -139,6 +146,8 @@ struct State {
     faults: Faults,
     next_pid: u64,
     boots: u32,
+    /// Nothing is answered before this (a huge entry stalled the main process).
+    frozen_until: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -191,6 +200,7 @@ impl FakeScrypted {
                 faults: Faults::default(),
                 next_pid: 1000,
                 boots: 0,
+                frozen_until: None,
             }),
             control,
         });
@@ -273,6 +283,12 @@ impl FakeScrypted {
     /// `downtime`) before the deploy can arrive.
     pub fn restart_after_next_setup(&self, downtime: Duration) {
         self.shared.lock().faults.restart_after_setup = Some(downtime);
+    }
+
+    /// Fault: the next deploy kills the running plugin and deletes its files, then
+    /// answers `500 <body>`, as when the extractor fails on something unforeseen.
+    pub fn fail_next_deploy_after_kill(&self, body: &str) {
+        self.shared.lock().faults.fail_after_kill = Some(body.into());
     }
 
     /// Fault: every answer is delayed by `delay`.
@@ -376,11 +392,14 @@ fn boot(shared: &Shared) {
     let names: Vec<String> = st.db.keys().cloned().collect();
     for name in names {
         let zip = st.zips.get(&name).cloned();
-        let started = zip.as_deref().map(inspect_zip);
+        let started = zip.as_deref().map(adm::extract);
+        if let Some(adm::Extraction::Huge(_)) = started {
+            st.frozen_until = Some(Instant::now() + shared.options.freeze);
+        }
         let pid = st.next_pid;
         let rec = st.db.get_mut(&name).expect("key from db");
         match started {
-            Some(Ok(loaded)) => {
+            Some(adm::Extraction::Ok { loaded }) => {
                 rec.pid = Some(pid);
                 rec.loaded = loaded;
                 st.next_pid += 1;
@@ -409,9 +428,15 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
             // Dropping a socket with unread input makes the kernel send a RST.
             return;
         };
-        let slow = shared.lock().faults.slow;
+        let (slow, frozen_until) = {
+            let st = shared.lock();
+            (st.faults.slow, st.frozen_until)
+        };
         if !slow.is_zero() {
             tokio::time::sleep(slow).await;
+        }
+        if let Some(until) = frozen_until {
+            tokio::time::sleep_until(until.into()).await;
         }
         let written = conn.write_response(&response).await;
         record.status = Some(response.status);
@@ -656,11 +681,16 @@ fn deploy(
         let _ = fs::remove_dir_all(dir.join("unzipped"));
         let _ = fs::remove_dir_all(dir.join("zip"));
     }
-    let loaded = match inspect_zip(&zip) {
-        Ok(loaded) => loaded,
-        Err(_) => {
-            return Response::text(500, "Error: ADM-ZIP: Invalid or unsupported zip format");
-        }
+    if let Some(body) = st.faults.fail_after_kill.take() {
+        return Response::text(500, body);
+    }
+    let extraction = adm::extract(&zip);
+    if let adm::Extraction::Huge(_) = extraction {
+        st.frozen_until = Some(Instant::now() + shared.options.freeze);
+    }
+    let loaded = match (extraction.error_body(), extraction) {
+        (None, adm::Extraction::Ok { loaded }) => loaded,
+        (body, _) => return Response::text(500, body.unwrap_or_default()),
     };
     if let Some(dir) = &plugin_dir
         && let Err(e) = write_volume(dir, &md5, &zip)
@@ -685,16 +715,6 @@ fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
         fs::write(unzipped.join("main.nodejs.js"), text)?;
     }
     Ok(())
-}
-
-/// Ok(loaded): the zip is readable; `loaded` tells whether it has a main module.
-fn inspect_zip(zip: &[u8]) -> Result<bool, ()> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).map_err(|_| ())?;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|_| ())?;
-        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|_| ())?;
-    }
-    Ok(archive.index_for_name("main.nodejs.js").is_some())
 }
 
 fn other(shared: &Shared, head: &Head) -> Response {

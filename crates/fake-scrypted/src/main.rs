@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
                 volume,
                 port,
                 control_endpoint: true,
+                ..Options::default()
             })?;
             server.set_slow(Duration::from_millis(slow_ms));
             let mut term =

@@ -226,6 +226,88 @@ async fn corrupt_zip_kills_the_running_plugin_and_it_stays_down() {
     assert_eq!(e.server.plugin("p").expect("record").pid, None);
 }
 
+/// Deploys `zip` over a running plugin; returns the answer and whether it runs.
+async fn deploy_over_running(e: &Env, zip: Vec<u8>) -> (StatusCode, String, Option<u64>) {
+    let (pj, good) = e.plugin("p");
+    e.setup("p", &pj, Some("application/json")).await;
+    e.deploy("p", good, Some("application/zip")).await;
+    assert!(e.server.plugin("p").expect("record").pid.is_some());
+    let (status, body) = e.deploy("p", zip, Some("application/zip")).await;
+    (status, body, e.server.plugin("p").expect("record").pid)
+}
+
+#[tokio::test]
+async fn zips_that_pass_a_crc_check_still_break_the_extractor() {
+    use fixture::{RawEntry, plugin_entries, raw_zip};
+    let e = env(Duration::ZERO).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let mut lying = RawEntry::new("fs/a.js", b"hello");
+    lying.local_size = Some(6);
+    let mut entries = plugin_entries();
+    entries.push(lying);
+    let (status, body, pid) = deploy_over_running(&e, raw_zip(&entries)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body.contains("ADM-ZIP: CRC32 checksum failed \"fs/a.js\""),
+        "{body}"
+    );
+    assert_eq!(pid, None, "killed first");
+
+    let mut entries = plugin_entries();
+    entries.push(RawEntry::new("a", b"file"));
+    entries.push(RawEntry::new("a/b", b"under a file"));
+    let (status, body, pid) = deploy_over_running(&e, raw_zip(&entries)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("ENOTDIR") && body.contains("a/b"), "{body}");
+    assert_eq!(pid, None, "killed first");
+}
+
+#[tokio::test]
+async fn a_huge_entry_freezes_the_whole_server() {
+    use fixture::{RawEntry, plugin_entries, raw_zip};
+    let volume = tempfile::tempdir().expect("tempdir");
+    let e = Env {
+        server: FakeScrypted::start(Options {
+            token: TOKEN.into(),
+            volume: Some(volume.path().to_path_buf()),
+            freeze: Duration::from_millis(1500),
+            ..Options::default()
+        })
+        .expect("start"),
+        http: reqwest::Client::new(),
+        volume,
+        plugins: tempfile::tempdir().expect("tempdir"),
+    };
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let mut huge = RawEntry::new("fs/zeros", b"");
+    huge.central_size = Some(1 << 31);
+    let mut entries = plugin_entries();
+    entries.push(huge);
+    let started = Instant::now();
+    let (status, body, pid) = deploy_over_running(&e, raw_zip(&entries)).await;
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("RangeError"), "{body}");
+    assert_eq!(pid, None);
+    // At the next boot the stored zip freezes it again.
+    e.server.restart(Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let started = Instant::now();
+    let r = e
+        .http
+        .get(format!("{}/login", e.server.url()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_plugin_that_fails_to_load_still_gets_200() {
     let e = env(Duration::ZERO).await;
