@@ -66,12 +66,44 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Transport { .. } => true,
+            Self::Status { status, .. } if self.is_extraction_failure() => {
+                debug_assert!(status.is_server_error());
+                false
+            }
             Self::Status { status, .. } => {
                 status.is_server_error() || *status == StatusCode::REQUEST_TIMEOUT
             }
             Self::BadToken | Self::Build(_) | Self::Unauthorized { .. } | Self::File { .. } => {
                 false
             }
+        }
+    }
+}
+
+impl ClientError {
+    /// Scrypted could not extract the zip (`docs/scrypted-api.md` §5): the same zip
+    /// fails the same way every time, and every try kills the running plugin again.
+    pub fn is_extraction_failure(&self) -> bool {
+        match self {
+            Self::Status { status, body, .. } => {
+                status.is_server_error()
+                    && ["ADM-ZIP", "ENOTDIR", "RangeError"]
+                        .iter()
+                        .any(|m| body.contains(m))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the server got far enough in a deploy to kill the running plugin:
+    /// it answered (200, or a 500 from extraction), rather than refusing the request
+    /// before touching the plugin.
+    pub fn deploy_reached_the_plugin(&self) -> bool {
+        match self {
+            Self::Status { status, body, .. } => {
+                status.is_server_error() && !body.contains("npm package not found")
+            }
+            _ => false,
         }
     }
 }

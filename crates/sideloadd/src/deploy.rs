@@ -3,7 +3,7 @@
 //! Setup and deploy always go together: setup alone only rewrites the plugin's
 //! record, next to the old zip (`docs/scrypted-api.md` §4).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -56,7 +56,11 @@ impl AttemptError {
 #[derive(Debug)]
 pub enum PluginResult {
     Deployed,
-    Failed(String),
+    Failed {
+        reason: String,
+        /// A deploy got far enough that Scrypted killed the running version.
+        plugin_killed: bool,
+    },
 }
 
 /// Exponential from 0.5 s, doubling, no jitter: one sideloadd talks to one server.
@@ -85,6 +89,7 @@ fn cancellable_sleep(
 impl Session<'_> {
     pub async fn deploy_with_retries(&self, p: &ValidPlugin) -> Result<PluginResult, RunError> {
         let attempts = AtomicU32::new(0);
+        let killed = AtomicBool::new(false);
         let once = || async {
             if self.shutdown.is_cancelled() {
                 return Err(AttemptError::Interrupted);
@@ -94,7 +99,7 @@ impl Session<'_> {
                 let budget = self.config.ready_timeout;
                 self.wait_ready(budget).await.map_err(AttemptError::Fatal)?;
             }
-            self.attempt(p).await
+            self.attempt(p, &killed).await
         };
         let result = once
             .retry(policy())
@@ -109,15 +114,18 @@ impl Session<'_> {
             Ok(()) => Ok(PluginResult::Deployed),
             Err(AttemptError::Interrupted) => Err(self.interrupted()),
             Err(AttemptError::Fatal(e)) => Err(e),
-            Err(e) => Ok(PluginResult::Failed(format!(
-                "{} (after {n} attempt{})",
-                e.describe(),
-                if n == 1 { "" } else { "s" }
-            ))),
+            Err(e) => Ok(PluginResult::Failed {
+                reason: format!(
+                    "{} (after {n} attempt{})",
+                    e.describe(),
+                    if n == 1 { "" } else { "s" }
+                ),
+                plugin_killed: killed.load(Ordering::Relaxed),
+            }),
         }
     }
 
-    async fn attempt(&self, p: &ValidPlugin) -> Result<(), AttemptError> {
+    async fn attempt(&self, p: &ValidPlugin, killed: &AtomicBool) -> Result<(), AttemptError> {
         let client_err = |e: ClientError| match e {
             ClientError::Unauthorized { .. } => AttemptError::Fatal(self.unauthorized()),
             e => AttemptError::Client(e),
@@ -128,7 +136,14 @@ impl Session<'_> {
         // No shutdown check here on purpose: setup without deploy would leave a new
         // package.json next to the old zip; the deploy is one bounded request more.
         let t = Instant::now();
-        self.client.deploy(p).await.map_err(client_err)?;
+        let deployed = self.client.deploy(p).await;
+        if deployed
+            .as_ref()
+            .map_or_else(ClientError::deploy_reached_the_plugin, |()| true)
+        {
+            killed.store(true, Ordering::Relaxed);
+        }
+        deployed.map_err(client_err)?;
         tracing::debug!(plugin = %p.name, duration_ms = t.elapsed().as_millis() as u64, bytes = p.zip_size, "deploy ok");
         self.confirm(p).await
     }

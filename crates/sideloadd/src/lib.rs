@@ -7,6 +7,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 mod deploy;
+pub mod keep;
 pub mod notify;
 pub mod run;
 mod session;

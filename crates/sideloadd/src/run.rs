@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, ClientError};
 use crate::config::{Config, PluginDecl};
 use crate::deploy::PluginResult;
+use crate::keep;
 use crate::notify::Notifier;
 use crate::session::Session;
 use crate::state::{Deployed, State, StateError};
@@ -181,6 +182,7 @@ fn open_state(config: &Config) -> Result<State, RunError> {
     }
     let declared: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
     state.retain(&declared);
+    keep::retain(&config.state_dir, &declared);
     state.save()?;
     Ok(state)
 }
@@ -233,6 +235,8 @@ async fn provision_one(
     }
     if in_place(session, p, state).await {
         tracing::info!(plugin = %p.name, version = %p.version, "unchanged, not redeployed");
+        // Also for plugins deployed before copies were kept.
+        keep_copy(session, p);
         outcome.unchanged.push(p.name.clone());
         return Ok(());
     }
@@ -251,13 +255,28 @@ async fn provision_one(
         PluginResult::Deployed => {
             tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = started.elapsed().as_millis() as u64, "deployed");
             state.record(&p.name, Deployed::of(p));
+            keep_copy(session, p);
             outcome.deployed.push(p.name.clone());
         }
-        PluginResult::Failed(reason) => {
+        PluginResult::Failed {
+            reason,
+            plugin_killed,
+        } => {
             tracing::error!(plugin = %p.name, version = %p.version, error = %reason, "deploy failed");
+            let previous = state.get(&p.name).cloned();
             // A failed deploy may have replaced what was installed; the old claim
             // no longer holds.
             state.forget(&p.name);
+            let reason = match previous {
+                Some(prev) if plugin_killed && prev.zip_md5 != p.zip_md5 => {
+                    let back = roll_back(session, &p.name, &prev).await?;
+                    if back.is_ok() {
+                        state.record(&p.name, prev.clone());
+                    }
+                    format!("{reason}; {}", back.unwrap_or_else(|e| e))
+                }
+                _ => reason,
+            };
             outcome.failed.push(Failure {
                 name: p.name.clone(),
                 reason,
@@ -266,6 +285,48 @@ async fn provision_one(
     }
     state.save()?;
     Ok(())
+}
+
+/// Keeps a copy of what is now in place, for [`roll_back`]. Failing to keep one
+/// costs only the rollback, so it is logged, not fatal.
+fn keep_copy(session: &Session<'_>, p: &ValidPlugin) {
+    if let Err(e) = keep::keep(&session.config.state_dir, p) {
+        tracing::warn!(plugin = %p.name, error = %e, "cannot keep a copy for rollback");
+    }
+}
+
+/// Scrypted killed the old version and the new one did not make it: put the kept
+/// copy of the old version back, so the plugin keeps running. Ok/Err: the sentence
+/// saying which.
+async fn roll_back(
+    session: &Session<'_>,
+    name: &str,
+    prev: &Deployed,
+) -> Result<Result<String, String>, RunError> {
+    let Some(decl) = keep::kept(&session.config.state_dir, name, &prev.zip_md5) else {
+        return Ok(Err(format!(
+            "no copy of {} was kept, so it could not be put back: the plugin is down",
+            prev.version
+        )));
+    };
+    let old = match validate::validate(&decl) {
+        Ok(old) => old,
+        Err(e) => return Ok(Err(format!("the kept {} is unusable: {e}", prev.version))),
+    };
+    tracing::warn!(plugin = %name, version = %old.version, "rolling back to the version that was in place");
+    Ok(match session.deploy_with_retries(&old).await? {
+        PluginResult::Deployed => {
+            tracing::info!(plugin = %name, version = %old.version, "rolled back; the previous version runs");
+            Ok(format!(
+                "rolled back: the previous version {} was redeployed and keeps running",
+                old.version
+            ))
+        }
+        PluginResult::Failed { reason, .. } => Err(format!(
+            "rolling back to {} failed too: {reason}",
+            old.version
+        )),
+    })
 }
 
 /// Position among all declared plugins, as the operator counts them.
