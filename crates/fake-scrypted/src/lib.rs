@@ -134,6 +134,8 @@ struct Faults {
     restart_after_setup: Option<Duration>,
     down_after_requests: Option<(usize, Duration)>,
     slow: Duration,
+    /// Extra delay before answering a deploy (a hung deploy).
+    slow_deploy: Duration,
     /// The next deploy kills the plugin, then fails with this 500 body.
     fail_after_kill: Option<String>,
 }
@@ -291,6 +293,11 @@ impl FakeScrypted {
         self.shared.lock().faults.fail_after_kill = Some(body.into());
     }
 
+    /// Fault: every deploy answer is delayed by `delay`, after its work is done.
+    pub fn set_slow_deploys(&self, delay: Duration) {
+        self.shared.lock().faults.slow_deploy = delay;
+    }
+
     /// Fault: every answer is delayed by `delay`.
     pub fn set_slow(&self, delay: Duration) {
         self.shared.lock().faults.slow = delay;
@@ -430,7 +437,12 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
         };
         let (slow, frozen_until) = {
             let st = shared.lock();
-            (st.faults.slow, st.frozen_until)
+            let extra = if record.route == Some(Route::Deploy) {
+                st.faults.slow_deploy
+            } else {
+                Duration::ZERO
+            };
+            (st.faults.slow + extra, st.frozen_until)
         };
         if !slow.is_zero() {
             tokio::time::sleep(slow).await;
