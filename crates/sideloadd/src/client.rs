@@ -174,14 +174,15 @@ impl Client {
         }
     }
 
-    /// `GET /web/component/script/setup`: no side effects on the server.
-    pub async fn probe(&self) -> Probe {
+    /// `GET /web/component/script/setup`: no side effects on the server. Gives up
+    /// after `timeout`, so a wait never outlasts its budget.
+    pub async fn probe(&self, timeout: Duration) -> Probe {
         let url = self.url("/web/component/script/setup", None);
         let res = self
             .http
             .get(url.clone())
             .header(AUTHORIZATION, self.auth.clone())
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .send()
             .await;
         match res {

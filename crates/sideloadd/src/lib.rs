@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 mod deploy;
 pub mod keep;
+pub mod lock;
 pub mod notify;
 pub mod run;
 mod session;

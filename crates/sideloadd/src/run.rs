@@ -16,7 +16,7 @@
 //!   so a reboot with nothing changed restarts no plugin.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ use crate::client::{Client, ClientError};
 use crate::config::{Config, PluginDecl};
 use crate::deploy::PluginResult;
 use crate::keep;
+use crate::lock::{self, LockError};
 use crate::notify::Notifier;
 use crate::session::Session;
 use crate::state::{Deployed, State, StateError};
@@ -56,6 +57,10 @@ pub enum RunError {
          equal the server's SCRYPTED_ADMIN_TOKEN, and SCRYPTED_ADMIN_USERNAME must be set"
     )]
     Unauthorized { url: Url, token_file: PathBuf },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("stopped by a signal; a request still unanswered after {grace_s} s was abandoned")]
+    Abandoned { grace_s: u64 },
     #[error("stopped by a signal before finishing: {in_place} of {total} plugins in place")]
     Interrupted { in_place: usize, total: usize },
 }
@@ -63,7 +68,9 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Interrupted { .. } => crate::EXIT_INTERRUPTED,
+            Self::Interrupted { .. }
+            | Self::Abandoned { .. }
+            | Self::Lock(LockError::Interrupted) => crate::EXIT_INTERRUPTED,
             _ => crate::EXIT_FATAL,
         }
     }
@@ -136,7 +143,33 @@ pub async fn validate_all(
     }
 }
 
+/// How long a request in flight may still take after SIGTERM. systemd kills
+/// the unit at its TimeoutStopSec; the run must end well before, also in the
+/// middle of a deploy that hangs.
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// Provisions every declared plugin. After a signal it stops at the next request
+/// boundary, or abandons the request in flight after [`STOP_GRACE`]: an upload cut
+/// off stores nothing, and the state file is only ever replaced whole.
 pub async fn run(
+    config: &Config,
+    shutdown: CancellationToken,
+    notifier: Notifier,
+) -> Result<Outcome, RunError> {
+    let stopped = shutdown.clone();
+    tokio::select! {
+        result = run_to_end(config, shutdown, notifier) => result,
+        () = async {
+            stopped.cancelled().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            tracing::warn!(grace_s = STOP_GRACE.as_secs(), "a request was still in flight after the grace period; abandoned");
+            Err(RunError::Abandoned { grace_s: STOP_GRACE.as_secs() })
+        }
+    }
+}
+
+async fn run_to_end(
     config: &Config,
     shutdown: CancellationToken,
     notifier: Notifier,
@@ -148,6 +181,7 @@ pub async fn run(
         source: Box::new(source),
     })?;
     drop(token);
+    let _lock = lock::acquire(&config.state_dir, lock::LOCK_WAIT, &shutdown).await?;
     let mut state = open_state(config)?;
     if config.plugins.is_empty() {
         // Nothing to put in place; no reason to wait for the server.

@@ -13,6 +13,10 @@ use crate::volume::Volume;
 
 const FIRST_POLL: Duration = Duration::from_millis(100);
 const MAX_POLL: Duration = Duration::from_secs(2);
+/// A probe normally answers in milliseconds; one that hangs is cut at the smaller
+/// of this and what is left of the readiness budget.
+const MAX_PROBE: Duration = Duration::from_secs(10);
+const MIN_PROBE: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub struct Session<'a> {
@@ -55,7 +59,9 @@ impl Session<'_> {
             if self.shutdown.is_cancelled() {
                 return Err(self.interrupted());
             }
-            let why = match self.client.probe().await {
+            let remaining = budget.saturating_sub(started.elapsed());
+            let probe_within = remaining.clamp(MIN_PROBE, MAX_PROBE);
+            let why = match self.client.probe(probe_within).await {
                 Probe::Ready => return Ok(()),
                 Probe::Unauthorized => return Err(self.unauthorized()),
                 Probe::NotYet(why) => why,
