@@ -259,3 +259,11 @@ fn parse_head(bytes: &[u8]) -> std::io::Result<Head> {
         headers,
     })
 }
+
+impl Conn {
+    /// The socket, for a protocol switch (WebSocket). A client waits for the 101
+    /// before sending more, so nothing is left in the buffer.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+}

@@ -23,6 +23,8 @@
 mod adm;
 pub mod fixture;
 mod http;
+mod life;
+mod rpc;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +44,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::http::{BodyOutcome, Head, Response};
+pub use crate::life::{Latest, LogEntry};
 
 /// Express's `bodyParser.json()` default limit, which also applies to bodies sent
 /// without a Content-Type (measured: 413 above it).
@@ -70,6 +73,12 @@ pub struct Options {
     /// How long the whole server stops answering after a zip with an entry of
     /// 2 GiB or more (the real one: 10 s and more).
     pub freeze: Duration,
+    /// From fork to `loaded <name>` (the real one: 0.45-0.7 s).
+    pub load_delay: Duration,
+    /// A crashed plugin is restarted after this (the real one: 60 s).
+    pub crash_restart: Duration,
+    /// Core creates its auto-update automation this long after it loads.
+    pub automation_delay: Duration,
 }
 
 impl Default for Options {
@@ -81,6 +90,9 @@ impl Default for Options {
             port: 0,
             control_endpoint: false,
             freeze: Duration::from_secs(10),
+            load_delay: Duration::from_millis(300),
+            crash_restart: Duration::from_secs(60),
+            automation_delay: Duration::from_millis(200),
         }
     }
 }
@@ -125,6 +137,8 @@ pub struct PluginRecord {
     /// Whether the running worker found `main.nodejs.js` (deploy answers 200 either way).
     pub loaded: bool,
     pub deploys: u32,
+    /// Device id; a plugin removed and installed again gets a new one.
+    pub id: String,
 }
 
 #[derive(Debug, Default)]
@@ -150,6 +164,12 @@ struct State {
     boots: u32,
     /// Nothing is answered before this (a huge entry stalled the main process).
     frozen_until: Option<Instant>,
+    logs: Vec<LogEntry>,
+    next_device: u64,
+    automation: Option<life::Automation>,
+    /// Pongs received on RPC sessions.
+    pongs: u64,
+    crashed_by_websocket: bool,
 }
 
 #[derive(Debug)]
@@ -158,6 +178,7 @@ struct Shared {
     addr: SocketAddr,
     state: Mutex<State>,
     control: mpsc::UnboundedSender<Control>,
+    events: tokio::sync::broadcast::Sender<life::Event>,
 }
 
 #[derive(Debug)]
@@ -203,8 +224,14 @@ impl FakeScrypted {
                 next_pid: 1000,
                 boots: 0,
                 frozen_until: None,
+                logs: Vec::new(),
+                next_device: 100,
+                automation: None,
+                pongs: 0,
+                crashed_by_websocket: false,
             }),
             control,
+            events: tokio::sync::broadcast::channel(256).0,
         });
         let supervisor = tokio::spawn(supervise(shared.clone(), rx));
         Ok(Self { shared, supervisor })
@@ -317,15 +344,71 @@ impl FakeScrypted {
         self.restart(downtime);
     }
 
+    /// Every Logger entry since the fake started.
+    pub fn logs(&self) -> Vec<LogEntry> {
+        self.shared.lock().logs.clone()
+    }
+
+    /// Core's auto-update automation: its device id and whether it is on.
+    pub fn automation(&self) -> Option<(String, bool)> {
+        self.shared
+            .lock()
+            .automation
+            .as_ref()
+            .map(|a| (a.id.clone(), a.on))
+    }
+
+    /// Fires core's auto-update automation now (it would at 03:15): when it is on,
+    /// every installed plugin older than its `latest` gets it, a deprecated one is
+    /// uninstalled. Returns the plugins changed.
+    pub fn fire_auto_update(&self, latest: &[Latest]) -> Vec<String> {
+        life::auto_update(&self.shared, latest)
+    }
+
+    /// Uninstalls a plugin as the web UI does (`removeDevice`).
+    pub fn remove_plugin(&self, npm_name: &str) -> bool {
+        let id = self.plugin(npm_name).map(|r| r.id);
+        id.is_some_and(|id| life::remove_device(&self.shared, &id))
+    }
+
+    /// Whether a WebSocket upgrade for a missing plugin took the server down.
+    pub fn crashed_by_websocket(&self) -> bool {
+        self.shared.lock().crashed_by_websocket
+    }
+
+    /// Engine.io pongs received (answers to the server's pings).
+    pub fn pongs(&self) -> u64 {
+        self.shared.lock().pongs
+    }
+
     /// Stores a setup record directly, as an earlier sideloader would have.
     pub fn seed_setup(&self, npm_name: &str, package_json: Value) {
         let mut st = self.shared.lock();
-        let rec = st.db.entry(npm_name.into()).or_default();
+        let rec = record(&mut st, npm_name);
         rec.package_json = package_json;
     }
 }
 
+/// The plugin's record, created (with a new device id) if missing.
+fn record<'a>(st: &'a mut State, name: &str) -> &'a mut PluginRecord {
+    if !st.db.contains_key(name) {
+        let id = life::new_id(st);
+        st.db.insert(
+            name.into(),
+            PluginRecord {
+                id,
+                ..PluginRecord::default()
+            },
+        );
+    }
+    st.db.get_mut(name).expect("just inserted")
+}
+
 impl Shared {
+    fn go_down(&self, downtime: Duration) {
+        let _ = self.control.send(Control::Down(downtime));
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking handler must not hide the recorded requests from the test.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -392,29 +475,21 @@ async fn supervise(shared: Arc<Shared>, mut control: mpsc::UnboundedReceiver<Con
 }
 
 /// Scrypted restarts installed plugins at boot.
-fn boot(shared: &Shared) {
+fn boot(shared: &Arc<Shared>) {
     let mut guard = shared.lock();
     let st = &mut *guard;
     st.boots += 1;
     let names: Vec<String> = st.db.keys().cloned().collect();
     for name in names {
-        let zip = st.zips.get(&name).cloned();
-        let started = zip.as_deref().map(adm::extract);
-        if let Some(adm::Extraction::Huge(_)) = started {
+        let extraction = st.zips.get(&name).map(|z| adm::extract(z));
+        if let Some(adm::Extraction::Huge(_)) = extraction {
             st.frozen_until = Some(Instant::now() + shared.options.freeze);
         }
-        let pid = st.next_pid;
-        let rec = st.db.get_mut(&name).expect("key from db");
-        match started {
-            Some(adm::Extraction::Ok { loaded }) => {
-                rec.pid = Some(pid);
-                rec.loaded = loaded;
-                st.next_pid += 1;
-            }
-            _ => {
-                rec.pid = None;
-                rec.loaded = false;
-            }
+        if let Some(adm::Extraction::Ok { .. }) = extraction {
+            life::start(shared, st, &name);
+        } else if let Some(rec) = st.db.get_mut(&name) {
+            rec.pid = None;
+            rec.loaded = false;
         }
     }
 }
@@ -426,6 +501,14 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
             Ok(Some(h)) => h,
             Ok(None) | Err(_) => return,
         };
+        if head
+            .header("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+            && let Some(host) = rpc::engine_io_host(&head.path)
+        {
+            rpc::upgrade(shared, conn, &head, host).await;
+            return;
+        }
         let started = Instant::now();
         let (record, response, after) = handle(&shared, &mut conn, &head).await;
         let mut record = record;
@@ -489,7 +572,7 @@ fn take_fault(list: &mut Vec<Route>, route: Route) -> bool {
 /// Returns the record, the answer (None: drop the connection) and an optional
 /// restart to perform after answering.
 async fn handle(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     conn: &mut http::Conn,
     head: &Head,
 ) -> (RequestRecord, Option<Response>, Option<Duration>) {
@@ -498,13 +581,7 @@ async fn handle(
         .iter()
         .find(|(k, _)| k == "npmPackage")
         .map(|(_, v)| v.clone());
-    let token = &shared.options.token;
-    let authorized = head
-        .header("authorization")
-        .is_some_and(|a| a.strip_prefix("Bearer ") == Some(token.as_str()))
-        || query
-            .iter()
-            .any(|(k, v)| k == "scryptedToken" && v == token);
+    let authorized = authorized(shared, head);
     let route = match (head.method.as_str(), head.path.as_str()) {
         ("POST", "/web/component/script/setup") => Some(Route::Setup),
         ("POST", "/web/component/script/deploy") => Some(Route::Deploy),
@@ -578,6 +655,17 @@ async fn handle(
     (record, Some(response), after)
 }
 
+/// The admin token as a bearer header or `scryptedToken` query parameter.
+fn authorized(shared: &Shared, head: &Head) -> bool {
+    let token = &shared.options.token;
+    head.header("authorization")
+        .is_some_and(|a| a.strip_prefix("Bearer ") == Some(token.as_str()))
+        || head
+            .query_pairs()
+            .iter()
+            .any(|(k, v)| k == "scryptedToken" && v == token)
+}
+
 /// The media type of a Content-Type header, without parameters, lowercased.
 fn media_type(content_type: &str) -> String {
     content_type
@@ -632,13 +720,13 @@ fn setup(shared: &Shared, npm: Option<&str>, content_type: Option<&str>, body: &
         return Response::text(500, "Internal Server Error");
     };
     let mut st = shared.lock();
-    let rec = st.db.entry(npm.to_string()).or_default();
+    let rec = record(&mut st, npm);
     rec.package_json = package_json;
     Response::text(200, "ok")
 }
 
 fn deploy(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     npm: Option<&str>,
     content_type: Option<&str>,
     body: Vec<u8>,
@@ -665,7 +753,6 @@ fn deploy(
     let md5 = md5_hex(&zip);
     // The zip is written to the database before anything is checked.
     st.zips.insert(npm.clone(), zip.clone());
-    let pid = st.next_pid;
     let rec = st.db.get_mut(&npm).expect("checked above");
     rec.zip_md5 = Some(md5.clone());
     rec.deploys += 1;
@@ -682,8 +769,9 @@ fn deploy(
         );
     }
     // Kill the running worker and delete its files before looking at the new zip.
-    rec.pid = None;
     rec.loaded = false;
+    life::kill(st, &npm);
+    let _ = shared.events.send(life::Event::HostChanged(npm.clone()));
     let plugin_dir = shared
         .options
         .volume
@@ -700,22 +788,25 @@ fn deploy(
     if let adm::Extraction::Huge(_) = extraction {
         st.frozen_until = Some(Instant::now() + shared.options.freeze);
     }
-    let loaded = match (extraction.error_body(), extraction) {
-        (None, adm::Extraction::Ok { loaded }) => loaded,
-        (body, _) => return Response::text(500, body.unwrap_or_default()),
-    };
+    if let Some(body) = extraction.error_body() {
+        return Response::text(500, body);
+    }
     if let Some(dir) = &plugin_dir
         && let Err(e) = write_volume(dir, &md5, &zip)
     {
         return Response::text(500, format!("Error: {e}"));
     }
-    rec.pid = Some(pid);
-    rec.loaded = loaded;
-    st.next_pid += 1;
+    life::start(shared, st, &npm);
+    if let Some(rec) = st.db.get(&npm) {
+        let state = life::plugin_state(&npm, &rec.package_json);
+        let _ = shared
+            .events
+            .send(life::Event::Device(rec.id.clone(), Some(state)));
+    }
     Response::text(200, "ok")
 }
 
-fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir.join("zip"))?;
     fs::write(dir.join("zip").join(format!("1-{md5}.zip")), zip)?;
     let unzipped = dir.join("unzipped");
@@ -730,6 +821,9 @@ fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
 }
 
 fn other(shared: &Shared, head: &Head) -> Response {
+    if let Some(host) = rpc::engine_io_host(&head.path) {
+        return rpc::polling(shared, &host);
+    }
     if let Some(rest) = head.path.strip_prefix("/endpoint/") {
         let mut parts = rest.split('/');
         let first = parts.next().unwrap_or("");

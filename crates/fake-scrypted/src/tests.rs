@@ -390,3 +390,51 @@ async fn faults_fire_once() {
     assert!(resets[0].body_len > 0);
     assert!(resets[0].body_len < resets[0].content_length.expect("length sent"));
 }
+
+#[tokio::test]
+async fn engine_io_polling_is_harmless_and_a_websocket_to_a_missing_plugin_kills_the_server() {
+    let e = env(Duration::ZERO).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let (pj, zip) = e.plugin("@scrypted/p");
+    e.setup("@scrypted/p", &pj, Some("application/json")).await;
+    e.deploy("@scrypted/p", zip, Some("application/zip")).await;
+    let poll = |name: &str| {
+        format!(
+            "{}/endpoint/{name}/engine.io/api/?EIO=4&transport=polling",
+            e.server.url()
+        )
+    };
+    let r = e
+        .http
+        .get(poll("@scrypted/p"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("body").starts_with("0{"));
+    let r = e
+        .http
+        .get(poll("@scrypted/missing"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(!e.server.crashed_by_websocket());
+    // A WebSocket upgrade to the missing plugin, unauthenticated even.
+    let upgrade = e
+        .http
+        .get(poll("@scrypted/missing").replace("polling", "websocket"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await;
+    assert!(upgrade.is_err(), "no answer: {upgrade:?}");
+    assert!(e.server.crashed_by_websocket());
+    assert!(
+        !e.server.wait_up(Duration::from_millis(300)).await,
+        "the server is gone"
+    );
+}
