@@ -834,7 +834,11 @@ fn other(shared: &Shared, head: &Head) -> Response {
         };
         let st = shared.lock();
         return match st.db.get(&name) {
-            Some(rec) if rec.zip_md5.is_some() => Response::text(200, format!("{name} endpoint")),
+            // Only a plugin with an HTTP handler answers; any other answers exactly
+            // like a missing one (docs/scrypted-api.md §6).
+            Some(rec) if rec.zip_md5.is_some() && has_http_handler(&rec.package_json) => {
+                Response::text(200, format!("{name} endpoint"))
+            }
             _ => Response::text(404, endpoint_not_found_body(&name)),
         };
     }
@@ -858,6 +862,13 @@ fn other(shared: &Shared, head: &Head) -> Response {
             head.method, head.path
         ),
     )
+}
+
+fn has_http_handler(package_json: &Value) -> bool {
+    package_json
+        .pointer("/scrypted/interfaces")
+        .and_then(Value::as_array)
+        .is_some_and(|i| i.iter().any(|x| x == "HttpRequestHandler"))
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {

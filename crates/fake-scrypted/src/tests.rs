@@ -153,10 +153,11 @@ async fn setup_then_deploy_installs_the_md5_named_zip() {
     assert_eq!(fs::read(&on_disk).expect("installed"), zip);
     let rec = e.server.plugin(name).expect("record");
     assert!(rec.pid.is_some() && rec.loaded);
-    assert_eq!(
-        e.http.get(&ep).send().await.expect("send").status(),
-        StatusCode::OK
-    );
+    // Installed and running, but without an HTTP handler: answered exactly like a
+    // missing plugin (docs/scrypted-api.md §6).
+    let r = e.http.get(&ep).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.text().await.expect("t"), endpoint_not_found_body(name));
 
     // Redeploying the same zip restarts the plugin.
     let first_pid = rec.pid;

@@ -151,6 +151,19 @@ impl Client {
         Ok(Self { http, base, auth })
     }
 
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The `Authorization` value, for the RPC connection (never logged).
+    pub fn auth(&self) -> &str {
+        self.auth.to_str().unwrap_or("")
+    }
+
     fn url(&self, path: &str, npm_package: Option<&str>) -> Url {
         let mut url = self.base.clone();
         url.set_path(path);
@@ -260,32 +273,4 @@ impl Client {
             .map_err(|e| Self::send_error(&url, e))?;
         Self::check(url, res).await
     }
-
-    /// Whether `/endpoint/<name>/` reaches the plugin rather than the server's own
-    /// "not found". Only a missing plugin gets that exact answer.
-    pub async fn endpoint_present(&self, name: &str) -> Result<bool, ClientError> {
-        let url = self.url(&format!("/endpoint/{name}/"), None);
-        let res = self
-            .http
-            .get(url.clone())
-            .header(AUTHORIZATION, self.auth.clone())
-            .timeout(SMALL_REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| Self::send_error(&url, e))?;
-        if res.status() == StatusCode::UNAUTHORIZED {
-            return Err(ClientError::Unauthorized { url });
-        }
-        if res.status() != StatusCode::NOT_FOUND {
-            return Ok(true);
-        }
-        let body = res.text().await.unwrap_or_default();
-        Ok(!is_server_not_found(&body))
-    }
-}
-
-/// Scrypted's own answer for a plugin it does not have:
-/// `Not Found (plugin or device "<name>" not found)`.
-pub fn is_server_not_found(body: &str) -> bool {
-    body.contains("(plugin or device") && body.contains("not found)")
 }

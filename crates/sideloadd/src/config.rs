@@ -24,6 +24,10 @@ pub struct Config {
     pub ready_timeout: Duration,
     pub plugins: Vec<PluginDecl>,
     pub allow_remote: bool,
+    /// Leave Scrypted's own plugin auto-update alone (default: turn it off).
+    pub auto_update: bool,
+    /// Uninstall plugins sideloadd installed earlier and no longer declared.
+    pub prune: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +52,10 @@ struct RawConfig {
     plugins: Vec<RawPlugin>,
     #[serde(default)]
     allow_remote: bool,
+    #[serde(default)]
+    auto_update: bool,
+    #[serde(default)]
+    prune: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +173,8 @@ impl Config {
             ready_timeout: raw.ready_timeout_secs.0,
             plugins,
             allow_remote: raw.allow_remote,
+            auto_update: raw.auto_update,
+            prune: raw.prune,
         })
     }
 }

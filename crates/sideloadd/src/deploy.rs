@@ -148,16 +148,19 @@ impl Session<'_> {
         self.confirm(p).await
     }
 
+    /// With a readable volume, the md5-named zip must appear (it is written before
+    /// the worker is forked). Whether the plugin then loads is [`crate::confirm`]'s.
     async fn confirm(&self, p: &ValidPlugin) -> Result<(), AttemptError> {
+        if !matches!(self.volume, Volume::Readable(_)) {
+            return Ok(());
+        }
         let deadline = Instant::now() + CONFIRM_WITHIN;
         loop {
-            let last = match self.present(p).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => "not installed".to_string(),
-                Err(e) => e.to_string(),
-            };
+            if self.volume.has(p) == Some(true) {
+                return Ok(());
+            }
             if Instant::now() >= deadline {
-                return Err(AttemptError::NotConfirmed(self.not_confirmed(p, &last)));
+                return Err(AttemptError::NotConfirmed(self.not_confirmed(p)));
             }
             if !self.sleep(CONFIRM_POLL).await {
                 return Err(AttemptError::NotConfirmed("interrupted".into()));
@@ -165,16 +168,14 @@ impl Session<'_> {
         }
     }
 
-    fn not_confirmed(&self, p: &ValidPlugin, last: &str) -> String {
-        let how = match &self.volume {
-            Volume::Readable(v) => format!(
-                "{} did not appear ({last})",
-                crate::state::volume_zip_path(v, &p.name, &p.zip_md5).display()
-            ),
-            Volume::Unavailable => format!("its endpoint still answers \"not found\" ({last})"),
+    fn not_confirmed(&self, p: &ValidPlugin) -> String {
+        let path = match &self.volume {
+            Volume::Readable(v) => crate::state::volume_zip_path(v, &p.name, &p.zip_md5),
+            Volume::Unavailable => "the installed zip".into(),
         };
         format!(
-            "deploy answered ok but {how} after {} s",
+            "deploy answered ok but {} did not appear within {} s",
+            path.display(),
             CONFIRM_WITHIN.as_secs()
         )
     }

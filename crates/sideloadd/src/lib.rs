@@ -6,14 +6,17 @@
 pub mod check;
 pub mod client;
 pub mod config;
+mod confirm;
 mod deploy;
 pub mod keep;
 pub mod lock;
 pub mod notify;
+pub mod rpc;
 pub mod run;
 mod session;
 pub mod state;
 pub mod status;
+mod upkeep;
 pub mod validate;
 mod volume;
 pub mod zipcheck;

@@ -15,6 +15,7 @@
 //! - A plugin whose exact bytes are recorded *and* still installed is not sent again,
 //!   so a reboot with nothing changed restarts no plugin.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,12 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientError};
 use crate::config::{Config, PluginDecl};
+use crate::confirm;
 use crate::deploy::PluginResult;
 use crate::keep;
 use crate::lock::{self, LockError};
 use crate::notify::Notifier;
+use crate::rpc::Installed;
 use crate::session::Session;
 use crate::state::{Deployed, State, StateError};
+use crate::upkeep;
 use crate::validate::{self, PluginError, ValidPlugin};
 use crate::volume::Volume;
 
@@ -87,6 +91,8 @@ pub struct Outcome {
     pub deployed: Vec<String>,
     pub unchanged: Vec<String>,
     pub failed: Vec<Failure>,
+    /// Uninstalled because no longer declared (`prune`).
+    pub pruned: Vec<String>,
 }
 
 impl Outcome {
@@ -193,13 +199,28 @@ async fn run_to_end(
         notifier,
         shutdown,
         volume: Volume::Unavailable,
+        rpc: Default::default(),
+        hosts: Default::default(),
     };
     let mut outcome = Outcome::default();
     let valid = validate_while_waiting(&session, &mut outcome).await?;
     session.volume = Volume::open(config.volume.as_deref());
+    let installed = live_installed(&session, &valid, &state).await;
+    let mut awaiting = Vec::new();
     for p in &valid {
-        provision_one(&session, p, &mut state, &mut outcome).await?;
+        provision_one(
+            &session,
+            p,
+            &mut state,
+            &mut outcome,
+            &installed,
+            &mut awaiting,
+        )
+        .await?;
     }
+    confirm::confirm_all(&session, awaiting, &mut state, &mut outcome).await?;
+    upkeep::auto_update(&session, &mut outcome).await;
+    upkeep::prune(&session, &mut state, &mut outcome).await?;
     // Report failures in config order.
     outcome
         .failed
@@ -254,11 +275,37 @@ async fn validate_while_waiting(
     Ok(valid)
 }
 
+/// What Scrypted has installed, over RPC, hosted on a plugin this run will not
+/// redeploy if there is one (`docs/scrypted-api.md` §8). None: no session.
+async fn live_installed(
+    session: &Session<'_>,
+    valid: &[ValidPlugin],
+    state: &State,
+) -> Option<BTreeMap<String, Installed>> {
+    let changing: Vec<&str> = valid
+        .iter()
+        .filter(|p| !state.get(&p.name).is_some_and(|d| d.matches(p)))
+        .map(|p| p.name.as_str())
+        .collect();
+    for p in valid.iter().filter(|p| state.get(&p.name).is_some()) {
+        session.add_host(&p.name);
+    }
+    match session.rpc(&changing).await {
+        Ok(rpc) => Some(rpc.installed()),
+        Err(e) => {
+            tracing::info!(error = %e, "no RPC session yet (nothing alive to host it)");
+            None
+        }
+    }
+}
+
 async fn provision_one(
     session: &Session<'_>,
     p: &ValidPlugin,
     state: &mut State,
     outcome: &mut Outcome,
+    installed: &Option<BTreeMap<String, Installed>>,
+    awaiting: &mut Vec<confirm::Awaiting>,
 ) -> Result<(), RunError> {
     let interrupted = |outcome: &Outcome| RunError::Interrupted {
         in_place: outcome.deployed.len() + outcome.unchanged.len(),
@@ -267,7 +314,7 @@ async fn provision_one(
     if session.shutdown.is_cancelled() {
         return Err(interrupted(outcome));
     }
-    if in_place(session, p, state).await {
+    if in_place(session, p, state, installed.as_ref()) {
         tracing::info!(plugin = %p.name, version = %p.version, "unchanged, not redeployed");
         // Also for plugins deployed before copies were kept.
         keep_copy(session, p);
@@ -281,16 +328,23 @@ async fn provision_one(
         session.config.plugins.len()
     ));
     let started = Instant::now();
+    let since_ms = confirm::now_ms();
     let result = session.deploy_with_retries(p).await.map_err(|e| match e {
         RunError::Interrupted { .. } => interrupted(outcome),
         other => other,
     })?;
     match result {
         PluginResult::Deployed => {
-            tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = started.elapsed().as_millis() as u64, "deployed");
-            state.record(&p.name, Deployed::of(p));
-            keep_copy(session, p);
-            outcome.deployed.push(p.name.clone());
+            tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = started.elapsed().as_millis() as u64, "deployed; load to be confirmed");
+            // Installed now and not changed again this run: it can host RPC.
+            session.add_host(&p.name);
+            awaiting.push(confirm::Awaiting {
+                plugin: p.clone(),
+                since_ms,
+                previous: state.get(&p.name).cloned(),
+            });
+            // Not in place until its load is confirmed.
+            state.forget(&p.name);
         }
         PluginResult::Failed {
             reason,
@@ -323,7 +377,7 @@ async fn provision_one(
 
 /// Keeps a copy of what is now in place, for [`roll_back`]. Failing to keep one
 /// costs only the rollback, so it is logged, not fatal.
-fn keep_copy(session: &Session<'_>, p: &ValidPlugin) {
+pub(crate) fn keep_copy(session: &Session<'_>, p: &ValidPlugin) {
     if let Err(e) = keep::keep(&session.config.state_dir, p) {
         tracing::warn!(plugin = %p.name, error = %e, "cannot keep a copy for rollback");
     }
@@ -332,7 +386,7 @@ fn keep_copy(session: &Session<'_>, p: &ValidPlugin) {
 /// Scrypted killed the old version and the new one did not make it: put the kept
 /// copy of the old version back, so the plugin keeps running. Ok/Err: the sentence
 /// saying which.
-async fn roll_back(
+pub(crate) async fn roll_back(
     session: &Session<'_>,
     name: &str,
     prev: &Deployed,
@@ -377,19 +431,36 @@ fn short_name(name: &str) -> &str {
 }
 
 /// A plugin whose exact bytes are recorded *and* still installed is not sent
-/// again, so a reboot with nothing changed restarts no plugin.
-async fn in_place(session: &Session<'_>, p: &ValidPlugin, state: &State) -> bool {
+/// again, so a reboot with nothing changed restarts no plugin. "Installed" is the
+/// md5-named zip in the volume and, over RPC, the declared version: anything else
+/// (auto-update, a hand install) is drift, repaired by deploying again. Without
+/// either, nothing is guessed: it is deployed again (`docs/scrypted-api.md` §6).
+fn in_place(
+    session: &Session<'_>,
+    p: &ValidPlugin,
+    state: &State,
+    installed: Option<&BTreeMap<String, Installed>>,
+) -> bool {
     if !state.get(&p.name).is_some_and(|d| d.matches(p)) {
         return false;
     }
-    match session.present(p).await {
-        Ok(true) => true,
-        Ok(false) => {
-            tracing::info!(plugin = %p.name, "recorded as deployed but not installed in Scrypted; redeploying");
+    if let Some(installed) = installed {
+        let version = installed.get(&p.name).and_then(|i| i.version.as_deref());
+        if version != Some(p.version.as_str()) {
+            let found = version.unwrap_or("nothing");
+            tracing::warn!(plugin = %p.name, installed = found, declared = %p.version, "drifted: {found} installed, {} declared; redeploying", p.version);
+            return false;
+        }
+    }
+    match session.volume.has(p) {
+        Some(true) => true,
+        Some(false) => {
+            tracing::warn!(plugin = %p.name, "drifted: the installed zip is not the declared one; redeploying");
             false
         }
-        Err(e) => {
-            tracing::warn!(plugin = %p.name, error = %e, "cannot check whether it is installed; redeploying");
+        None if installed.is_some() => true,
+        None => {
+            tracing::warn!(plugin = %p.name, "no readable volume and no RPC session: cannot tell what is installed; redeploying");
             false
         }
     }

@@ -1,14 +1,15 @@
 //! What one `run` shares between its steps: the server, the volume, the stop signal.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientError, Probe};
+use crate::client::{Client, Probe};
 use crate::config::Config;
 use crate::notify::Notifier;
+use crate::rpc::{RpcError, Scrypted};
 use crate::run::RunError;
-use crate::validate::ValidPlugin;
 use crate::volume::Volume;
 
 const FIRST_POLL: Duration = Duration::from_millis(100);
@@ -25,6 +26,10 @@ pub struct Session<'a> {
     pub notifier: Notifier,
     pub shutdown: CancellationToken,
     pub volume: Volume,
+    /// The RPC session, once one could be opened.
+    pub rpc: tokio::sync::Mutex<Option<Arc<Scrypted>>>,
+    /// Plugins believed installed, in the order to try them as RPC hosts.
+    pub hosts: std::sync::Mutex<Vec<String>>,
 }
 
 impl Session<'_> {
@@ -88,12 +93,47 @@ impl Session<'_> {
         }
     }
 
-    /// Whether Scrypted has exactly this zip installed: the volume when it can tell,
-    /// else the plugin's endpoint.
-    pub async fn present(&self, p: &ValidPlugin) -> Result<bool, ClientError> {
-        if let Some(known) = self.volume.has(p) {
-            return Ok(known);
+    /// Adds a plugin that is installed and will not be changed again this run.
+    pub fn add_host(&self, name: &str) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if !hosts.iter().any(|h| h == name) {
+            hosts.push(name.to_string());
         }
-        self.client.endpoint_present(&p.name).await
+    }
+
+    /// The RPC session, opened (or reopened after its host was redeployed) on a
+    /// host that is alive and not in `avoid` (plugins this run will still change).
+    pub async fn rpc(&self, avoid: &[&str]) -> Result<Arc<Scrypted>, RpcError> {
+        let mut current = self.rpc.lock().await;
+        if let Some(s) = current.as_ref()
+            && !s.is_closed()
+            && !avoid.contains(&s.host())
+        {
+            return Ok(s.clone());
+        }
+        let candidates: Vec<String> = self
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|h| !avoid.contains(&h.as_str()))
+            .cloned()
+            .collect();
+        let mut last = RpcError::Connect("no installed plugin to host the RPC session".into());
+        for host in candidates {
+            let (c, http) = (&self.client, self.client.http());
+            match Scrypted::connect(http, c.base(), c.auth(), &host).await {
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    *current = Some(s.clone());
+                    return Ok(s);
+                }
+                Err(e) => {
+                    tracing::debug!(host, error = %e, "cannot host the RPC session");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 }

@@ -6,4 +6,5 @@ mod faults;
 mod harness;
 mod notify;
 mod provision;
+mod rpc;
 mod zips;
