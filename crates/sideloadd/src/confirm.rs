@@ -15,6 +15,8 @@ use crate::state::{Deployed, State};
 use crate::validate::ValidPlugin;
 
 /// A plugin loads in well under a second; a slow one (native modules) in a few.
+/// One budget for all the plugins of a run: they load in parallel, and a run that
+/// cannot read the Logger at all must not wait this long once per plugin.
 pub const LOAD_WITHIN: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 /// Logger timestamps are the server's clock; allow it to be a little behind ours.
@@ -44,8 +46,9 @@ pub async fn confirm_all(
     state: &mut State,
     outcome: &mut Outcome,
 ) -> Result<(), RunError> {
+    let deadline = Instant::now() + LOAD_WITHIN;
     for a in awaiting {
-        let verdict = wait_load(session, &a.plugin, a.since_ms).await?;
+        let verdict = wait_load(session, &a.plugin, a.since_ms, deadline).await?;
         let p = &a.plugin;
         match verdict {
             Ok(()) => {
@@ -90,7 +93,7 @@ async fn roll_back_and_confirm(
     let old = crate::keep::kept(&session.config.state_dir, name, &prev.zip_md5)
         .and_then(|d| crate::validate::validate(&d).ok());
     let loaded = match &old {
-        Some(old) => wait_load(session, old, since).await?,
+        Some(old) => wait_load(session, old, since, Instant::now() + LOAD_WITHIN).await?,
         None => Err("the kept copy vanished".into()),
     };
     Ok(match loaded {
@@ -109,24 +112,26 @@ async fn wait_load(
     session: &Session<'_>,
     p: &ValidPlugin,
     since_ms: u64,
+    deadline: Instant,
 ) -> Result<Result<(), String>, RunError> {
     if std::env::var_os(SKIP_ENV).is_some() {
         return Ok(Ok(()));
     }
     let since = since_ms.saturating_sub(CLOCK_SLACK_MS);
-    let deadline = Instant::now() + LOAD_WITHIN;
-    let mut last = String::from("no answer yet");
-    while Instant::now() < deadline {
-        match read_verdict(session, p, since).await {
+    let last = loop {
+        let last = match read_verdict(session, p, since).await {
             Ok(Some(LoadVerdict::Loaded)) => return Ok(Ok(())),
             Ok(Some(LoadVerdict::Failed(e) | LoadVerdict::Crashed(e))) => return Ok(Err(e)),
-            Ok(None) => last = "still loading".into(),
-            Err(e) => last = e.to_string(),
+            Ok(None) => "still loading".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            break last;
         }
         if !session.sleep(POLL).await {
             return Err(session.interrupted());
         }
-    }
+    };
     Ok(Err(format!(
         "no verdict in Scrypted's log within {} s ({last})",
         LOAD_WITHIN.as_secs()

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use fake_scrypted::Latest;
 use fake_scrypted::fixture::PluginSpec;
-use fake_scrypted::{Latest, Route};
 
 use crate::harness::{Harness, Setup, path_str};
 
@@ -173,7 +173,6 @@ async fn prune_removes_only_what_sideloadd_installed() {
     assert!(h.server.plugin(&hand.name).is_some(), "never touched");
     assert!(h.server.plugin(&h.specs[0].name).is_some());
     assert!(!h.server.crashed_by_websocket());
-    let _ = Route::Deploy;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
