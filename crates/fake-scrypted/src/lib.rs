@@ -13,12 +13,11 @@
 //! - deploy answers `200 ok` once the worker is spawned, whether or not it loads;
 //! - a deployed zip lands in `<volume>/plugins/<npm name>/zip/1-<md5>.zip`.
 //!
-//! It is written on raw tokio TCP so faults can be injected at the byte level:
-//! refusing connections, resetting mid-upload, one-off 500s, restarts between setup and
-//! deploy, slow answers. Every request is recorded for assertions.
-//!
-//! HTTP/1.1 support is the subset clients of this server send: keep-alive,
-//! Content-Length or chunked bodies, `Expect: 100-continue`.
+//! It serves HTTP/1.1 with hyper, and the RPC WebSocket with tokio-tungstenite on
+//! the upgraded connection. Faults are injected around it: refusing connections
+//! (the listener closes), cutting an upload midway (the connection is dropped
+//! unanswered), one-off 500s, restarts between setup and deploy, slow or hung
+//! answers. Every request is recorded for assertions.
 
 mod adm;
 pub mod fixture;
@@ -116,7 +115,7 @@ pub struct RequestRecord {
     pub authorized: bool,
     pub chunked: bool,
     pub content_length: Option<u64>,
-    /// Bytes of body actually received.
+    /// Bytes of body the fake took (for an upload it cut off: up to the cut).
     pub body_len: u64,
     /// md5 of the body, hex, when it was received completely.
     pub body_md5: Option<String>,
@@ -470,6 +469,8 @@ async fn supervise(shared: Arc<Shared>, mut control: mpsc::UnboundedReceiver<Con
         };
         drop(listener);
         conns.abort_all();
+        // RPC sessions run on upgraded connections of their own.
+        let _ = shared.events.send(life::Event::ServerDown);
         while conns.join_next().await.is_some() {}
     }
 }
@@ -495,67 +496,81 @@ fn boot(shared: &Arc<Shared>) {
 }
 
 async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
-    let mut conn = http::Conn::new(stream);
-    loop {
-        let head = match conn.read_head().await {
-            Ok(Some(h)) => h,
-            Ok(None) | Err(_) => return,
-        };
-        if head
-            .header("upgrade")
-            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-            && let Some(host) = rpc::engine_io_host(&head.path)
-        {
-            rpc::upgrade(shared, conn, &head, host).await;
-            return;
-        }
-        let started = Instant::now();
-        let (record, response, after) = handle(&shared, &mut conn, &head).await;
-        let mut record = record;
-        let Some(response) = response else {
-            record.server_micros = started.elapsed().as_micros() as u64;
-            shared.lock().requests.push(record);
-            // Dropping a socket with unread input makes the kernel send a RST.
-            return;
-        };
-        let (slow, frozen_until) = {
-            let st = shared.lock();
-            let extra = if record.route == Some(Route::Deploy) {
-                st.faults.slow_deploy
-            } else {
-                Duration::ZERO
-            };
-            (st.faults.slow + extra, st.frozen_until)
-        };
-        if !slow.is_zero() {
-            tokio::time::sleep(slow).await;
-        }
-        if let Some(until) = frozen_until {
-            tokio::time::sleep_until(until.into()).await;
-        }
-        let written = conn.write_response(&response).await;
-        record.status = Some(response.status);
+    let service = hyper::service::service_fn(move |req| serve_request(shared.clone(), req));
+    // An error here is a connection the fake (or the client) cut: nothing to do.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}
+
+/// Err: drop the connection without an answer (hyper then closes it).
+async fn serve_request(
+    shared: Arc<Shared>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<hyper::body::Bytes>>, std::io::Error> {
+    let cut = || std::io::Error::other("connection cut by the fake");
+    if req
+        .headers()
+        .get("upgrade")
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && let Some(host) = rpc::engine_io_host(req.uri().path())
+    {
+        return rpc::upgrade(shared, req, host).await.ok_or_else(cut);
+    }
+    let head = Head::of(&req);
+    let body = req.into_body();
+    let started = Instant::now();
+    let (mut record, response, after) = handle(&shared, body, &head).await;
+    let Some(response) = response else {
         record.server_micros = started.elapsed().as_micros() as u64;
-        let down = {
-            let mut st = shared.lock();
-            st.requests.push(record);
-            let mut down = after;
-            if let Some((n, d)) = st.faults.down_after_requests.as_mut() {
-                *n -= 1;
-                if *n == 0 {
-                    down = Some(*d);
-                    st.faults.down_after_requests = None;
-                }
+        shared.lock().requests.push(record);
+        return Err(cut());
+    };
+    delay_answer(&shared, record.route).await;
+    record.status = Some(response.status);
+    record.server_micros = started.elapsed().as_micros() as u64;
+    let down = {
+        let mut st = shared.lock();
+        st.requests.push(record);
+        let mut down = after;
+        if let Some((n, d)) = st.faults.down_after_requests.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                down = Some(*d);
+                st.faults.down_after_requests = None;
             }
-            down
+        }
+        down
+    };
+    if let Some(d) = down {
+        // After the answer is on its way, as the real server would go down.
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            shared.go_down(d);
+        });
+    }
+    Ok(response.into_hyper())
+}
+
+/// Slow-answer faults, and the freeze after a huge entry.
+async fn delay_answer(shared: &Shared, route: Option<Route>) {
+    let (slow, frozen_until) = {
+        let st = shared.lock();
+        let extra = if route == Some(Route::Deploy) {
+            st.faults.slow_deploy
+        } else {
+            Duration::ZERO
         };
-        if let Some(d) = down {
-            let _ = shared.control.send(Control::Down(d));
-            return;
-        }
-        if written.is_err() {
-            return;
-        }
+        (st.faults.slow + extra, st.frozen_until)
+    };
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    if let Some(until) = frozen_until {
+        tokio::time::sleep_until(until.into()).await;
     }
 }
 
@@ -573,7 +588,7 @@ fn take_fault(list: &mut Vec<Route>, route: Route) -> bool {
 /// restart to perform after answering.
 async fn handle(
     shared: &Arc<Shared>,
-    conn: &mut http::Conn,
+    body: hyper::body::Incoming,
     head: &Head,
 ) -> (RequestRecord, Option<Response>, Option<Duration>) {
     let query = head.query_pairs();
@@ -606,14 +621,11 @@ async fn handle(
     let reset = route.is_some_and(|r| take_fault(&mut shared.lock().faults.reset_next, r));
     // Express reads (or discards) the body before routing errors are answered; the
     // fake does the same so the connection stays usable.
-    let body = match conn.read_body(head, reset).await {
+    let body = match http::read_body(body, head, reset).await {
         Ok(BodyOutcome::Complete(b)) => b,
         Ok(BodyOutcome::CutOff(n)) | Err(http::BodyError::Io(n)) => {
             record.body_len = n;
             return (record, None, None);
-        }
-        Err(http::BodyError::Malformed) => {
-            return (record, Some(Response::text(400, "Bad Request")), None);
         }
     };
     record.body_len = body.len() as u64;

@@ -30,6 +30,8 @@ pub enum Event {
     Device(String, Option<Value>),
     /// The plugin was redeployed or removed: sessions hosted on it close.
     HostChanged(String),
+    /// The server went down (restart): every session closes.
+    ServerDown,
 }
 
 /// The automation device core creates once it has loaded.

@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::HeaderValue;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -15,6 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use crate::http::{self, Head};
 use crate::life::{self, Event};
 use crate::{Shared, authorized};
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 const OPEN: &str = r#"0{"sid":"fake-sid","upgrades":[],"pingInterval":25000,"pingTimeout":120000,"maxPayload":1000000}"#;
 
@@ -44,38 +49,45 @@ pub fn polling(shared: &Shared, host: &str) -> http::Response {
     }
 }
 
-/// `transport=websocket`: upgrades, or (missing host) takes the server down.
-pub async fn upgrade(shared: Arc<Shared>, conn: http::Conn, head: &Head, host: String) {
+/// `transport=websocket`: answers 101 and runs the session on the upgraded
+/// connection. None (no answer at all): the host is missing, and the upgrade took
+/// the whole server down, before any authentication, as it does the real one.
+pub async fn upgrade(
+    shared: Arc<Shared>,
+    mut req: hyper::Request<Incoming>,
+    host: String,
+) -> Option<hyper::Response<Full<Bytes>>> {
     if !shared.lock().db.contains_key(&host) {
-        // Before any authentication, as measured: TypeError reading 'io'.
         shared.lock().crashed_by_websocket = true;
         shared.go_down(std::time::Duration::from_secs(24 * 3600));
-        return;
+        return None;
     }
-    let mut conn = conn;
-    let status = if !authorized(&shared, head) {
-        Err(401)
-    } else {
+    let head = Head::of(&req);
+    let status = if authorized(&shared, &head) {
         host_status(&shared, &host)
+    } else {
+        Err(401)
     };
     if let Err(s) = status {
-        let _ = conn.write_response(&http::Response::text(s, "")).await;
-        return;
+        return Some(http::Response::text(s, "").into_hyper());
     }
-    let key = head.header("sec-websocket-key").unwrap_or("").to_string();
-    let mut stream = conn.into_stream();
-    let answer = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
-    if tokio::io::AsyncWriteExt::write_all(&mut stream, answer.as_bytes())
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
-    session(shared, ws, host).await;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let io = TokioIo::new(upgraded);
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            session(shared, ws, host).await;
+        }
+    });
+    let key = head.header("sec-websocket-key").unwrap_or("");
+    let mut r = hyper::Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("upgrade", HeaderValue::from_static("websocket"));
+    h.insert("connection", HeaderValue::from_static("Upgrade"));
+    let accept = derive_accept_key(key.as_bytes());
+    h.insert("sec-websocket-accept", HeaderValue::from_str(&accept).ok()?);
+    Some(r)
 }
 
 fn proxy(id: &str) -> Value {
@@ -83,11 +95,11 @@ fn proxy(id: &str) -> Value {
            "__remote_constructor_name": "Object", "__remote_proxy_oneway_methods": []})
 }
 
-async fn send(ws: &mut WebSocketStream<TcpStream>, v: &Value) -> bool {
+async fn send(ws: &mut Ws, v: &Value) -> bool {
     ws.send(Message::text(format!("4{v}"))).await.is_ok()
 }
 
-async fn session(shared: Arc<Shared>, mut ws: WebSocketStream<TcpStream>, host: String) {
+async fn session(shared: Arc<Shared>, mut ws: Ws, host: String) {
     let mut events = shared.events.subscribe();
     // Open, a ping (which must be answered), then ask for the client's getRemote.
     for frame in [OPEN.to_string(), "2".into()] {
@@ -110,6 +122,7 @@ async fn session(shared: Arc<Shared>, mut ws: WebSocketStream<TcpStream>, host: 
             }
             ev = events.recv() => match ev {
                 Ok(Event::HostChanged(name)) if name == host => return,
+                Ok(Event::ServerDown) => return,
                 Ok(Event::Device(id, state)) => {
                     if let Some(r) = &remote {
                         let m = json!({"type": "apply", "proxyId": r, "method": "updateDeviceState", "oneway": true, "args": [id, state]});
@@ -126,7 +139,7 @@ async fn session(shared: Arc<Shared>, mut ws: WebSocketStream<TcpStream>, host: 
 /// One frame from the client; false ends the session.
 async fn on_frame(
     shared: &Arc<Shared>,
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut Ws,
     text: &str,
     remote: &mut Option<String>,
 ) -> bool {
