@@ -47,6 +47,12 @@ pub async fn confirm_all(
     outcome: &mut Outcome,
 ) -> Result<(), RunError> {
     let deadline = Instant::now() + LOAD_WITHIN;
+    if !awaiting.is_empty() {
+        let n = awaiting.len();
+        session
+            .notifier
+            .progress(&format!("confirming that {n} deployed plugins loaded"));
+    }
     for a in awaiting {
         let verdict = wait_load(session, &a.plugin, a.since_ms, deadline).await?;
         let p = &a.plugin;

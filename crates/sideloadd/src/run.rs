@@ -98,9 +98,13 @@ pub struct Outcome {
 impl Outcome {
     pub fn summary(&self) -> String {
         let in_place = self.deployed.len() + self.unchanged.len();
+        let pruned = match self.pruned.len() {
+            0 => String::new(),
+            n => format!(", {n} pruned"),
+        };
         if self.failed.is_empty() {
             format!(
-                "{in_place} plugins in place, {} skipped",
+                "{in_place} plugins in place, {} skipped{pruned}",
                 self.unchanged.len()
             )
         } else {
@@ -333,6 +337,31 @@ async fn provision_one(
         RunError::Interrupted { .. } => interrupted(outcome),
         other => other,
     })?;
+    on_result(
+        session,
+        p,
+        result,
+        (started, since_ms),
+        state,
+        outcome,
+        awaiting,
+    )
+    .await?;
+    state.save()?;
+    Ok(())
+}
+
+/// A deploy that went through waits for its load confirmation; one that failed
+/// after Scrypted killed the plugin puts the previous version back.
+async fn on_result(
+    session: &Session<'_>,
+    p: &ValidPlugin,
+    result: PluginResult,
+    (started, since_ms): (Instant, u64),
+    state: &mut State,
+    outcome: &mut Outcome,
+    awaiting: &mut Vec<confirm::Awaiting>,
+) -> Result<(), RunError> {
     match result {
         PluginResult::Deployed => {
             tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = started.elapsed().as_millis() as u64, "deployed; load to be confirmed");
@@ -371,7 +400,6 @@ async fn provision_one(
             });
         }
     }
-    state.save()?;
     Ok(())
 }
 

@@ -170,6 +170,12 @@ async fn prune_removes_only_what_sideloadd_installed() {
     let out = h.run().await;
     out.assert_code(0);
     assert!(h.server.plugin(&h.specs[2].name).is_none(), "pruned");
+    assert!(
+        out.stderr
+            .contains("2 plugins in place, 2 skipped, 1 pruned"),
+        "{}",
+        out.stderr
+    );
     assert!(h.server.plugin(&hand.name).is_some(), "never touched");
     assert!(h.server.plugin(&h.specs[0].name).is_some());
     assert!(!h.server.crashed_by_websocket());
