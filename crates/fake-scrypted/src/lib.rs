@@ -780,15 +780,20 @@ fn deploy(
             "TypeError: Cannot read properties of undefined (reading 'slice')",
         );
     }
-    // Kill the running worker and delete its files before looking at the new zip.
     rec.loaded = false;
-    life::kill(st, &npm);
-    let _ = shared.events.send(life::Event::HostChanged(npm.clone()));
+    rebind(shared, st, &npm, &zip, &md5)
+}
+
+/// Kills the running worker and deletes its files, then extracts the new zip (and
+/// only then finds out whether it can) and forks the new worker.
+fn rebind(shared: &Arc<Shared>, st: &mut State, npm: &str, zip: &[u8], md5: &str) -> Response {
+    life::kill(st, npm);
+    let _ = shared.events.send(life::Event::HostChanged(npm.into()));
     let plugin_dir = shared
         .options
         .volume
         .as_ref()
-        .map(|v| v.join("plugins").join(&npm));
+        .map(|v| v.join("plugins").join(npm));
     if let Some(dir) = &plugin_dir {
         let _ = fs::remove_dir_all(dir.join("unzipped"));
         let _ = fs::remove_dir_all(dir.join("zip"));
@@ -796,7 +801,7 @@ fn deploy(
     if let Some(body) = st.faults.fail_after_kill.take() {
         return Response::text(500, body);
     }
-    let extraction = adm::extract(&zip);
+    let extraction = adm::extract(zip);
     if let adm::Extraction::Huge(_) = extraction {
         st.frozen_until = Some(Instant::now() + shared.options.freeze);
     }
@@ -804,13 +809,13 @@ fn deploy(
         return Response::text(500, body);
     }
     if let Some(dir) = &plugin_dir
-        && let Err(e) = write_volume(dir, &md5, &zip)
+        && let Err(e) = write_volume(dir, md5, zip)
     {
         return Response::text(500, format!("Error: {e}"));
     }
-    life::start(shared, st, &npm);
-    if let Some(rec) = st.db.get(&npm) {
-        let state = life::plugin_state(&npm, &rec.package_json);
+    life::start(shared, st, npm);
+    if let Some(rec) = st.db.get(npm) {
+        let state = life::plugin_state(npm, &rec.package_json);
         let _ = shared
             .events
             .send(life::Event::Device(rec.id.clone(), Some(state)));

@@ -439,3 +439,60 @@ async fn engine_io_polling_is_harmless_and_a_websocket_to_a_missing_plugin_kills
         "the server is gone"
     );
 }
+
+#[tokio::test]
+async fn a_crashing_plugin_is_restarted_after_the_delay_and_logs_why() {
+    let volume = tempfile::tempdir().expect("tempdir");
+    let e = Env {
+        server: FakeScrypted::start(Options {
+            token: TOKEN.into(),
+            volume: Some(volume.path().to_path_buf()),
+            load_delay: Duration::from_millis(50),
+            crash_restart: Duration::from_millis(400),
+            ..Options::default()
+        })
+        .expect("start"),
+        http: reqwest::Client::new(),
+        volume,
+        plugins: tempfile::tempdir().expect("tempdir"),
+    };
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let dir = e.plugins.path().join("crash");
+    let mut spec = PluginSpec::new("@scrypted/crash", "1.0.0");
+    spec.main_js = Some("process.exit(1);\n".into());
+    spec.write(&dir).expect("write");
+    let pj = spec.package_json().to_string();
+    e.setup("@scrypted/crash", &pj, Some("application/json"))
+        .await;
+    let zip = fs::read(dir.join("plugin.zip")).expect("zip");
+    assert_eq!(
+        e.deploy("@scrypted/crash", zip, Some("application/zip"))
+            .await
+            .0,
+        StatusCode::OK,
+        "200 before it crashes"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(e.server.plugin("@scrypted/crash").expect("rec").pid, None);
+    let crashes = |e: &Env| {
+        e.server
+            .logs()
+            .iter()
+            .filter(|l| {
+                l.message
+                    .contains("unexpectedly exited, restarting in 400ms")
+            })
+            .count()
+    };
+    assert_eq!(crashes(&e), 1);
+    // Restarted after the delay, and crashes again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(crashes(&e), 2);
+    let loading = e
+        .server
+        .logs()
+        .iter()
+        .filter(|l| l.message == "loading @scrypted/crash")
+        .count();
+    assert_eq!(loading, 2);
+}
