@@ -43,7 +43,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::http::{BodyOutcome, Head, Response};
-pub use crate::life::{Latest, LogEntry};
+pub use crate::life::{CRASH_MARKER, FAIL_LOAD_MARKER, Latest, LogEntry};
 
 /// Express's `bodyParser.json()` default limit, which also applies to bodies sent
 /// without a Content-Type (measured: 413 above it).

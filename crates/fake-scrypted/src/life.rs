@@ -41,8 +41,10 @@ pub struct Automation {
     pub on: bool,
 }
 
-/// How a zip's main module behaves, read from its text: `throw new Error("x")`
-/// fails to load, `process.exit(` crashes, anything else loads.
+/// How a zip's main module behaves. Test plugins say it in a marker line, which
+/// real plugin bundles never contain (their code does throw, just not at load):
+/// `// fake-scrypted: fail-load <error text>` fails to load with the process
+/// alive, `// fake-scrypted: crash` exits at start; anything else loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Load {
     Loaded,
@@ -50,25 +52,31 @@ enum Load {
     Crashes,
 }
 
+pub const FAIL_LOAD_MARKER: &str = "// fake-scrypted: fail-load ";
+pub const CRASH_MARKER: &str = "// fake-scrypted: crash";
+
 fn load_of(zip: &[u8]) -> Load {
-    let main = zip::ZipArchive::new(Cursor::new(zip))
-        .ok()
-        .and_then(|mut a| {
-            let mut text = String::new();
-            a.by_name("main.nodejs.js")
-                .ok()?
-                .read_to_string(&mut text)
-                .ok()?;
-            Some(text)
-        });
-    let Some(main) = main else {
-        return Load::Fails("Error: Cannot find module 'main.nodejs.js'".into());
-    };
-    if let Some(rest) = main.split("throw new Error(\"").nth(1) {
-        return Load::Fails(format!("Error: {}", rest.split('"').next().unwrap_or("")));
-    }
-    if main.contains("process.exit(") {
+    let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(zip)) else {
         return Load::Crashes;
+    };
+    let mut main = String::new();
+    let Ok(mut entry) = archive.by_name("main.nodejs.js") else {
+        // A python plugin starts main.py; the fake does not run python.
+        return match archive.index_for_name("main.py") {
+            Some(_) => Load::Loaded,
+            None => Load::Fails("Error: Cannot find module 'main.nodejs.js'".into()),
+        };
+    };
+    if entry.read_to_string(&mut main).is_err() {
+        return Load::Crashes;
+    }
+    for line in main.lines() {
+        if let Some(error) = line.strip_prefix(FAIL_LOAD_MARKER) {
+            return Load::Fails(error.trim().to_string());
+        }
+        if line.starts_with(CRASH_MARKER) {
+            return Load::Crashes;
+        }
     }
     Load::Loaded
 }
@@ -318,4 +326,33 @@ fn newer(a: &Value, b: &Value) -> bool {
             .collect()
     };
     parse(a) > parse(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn zip_with_main(main: &str) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.start_file("main.nodejs.js", zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        w.write_all(main.as_bytes()).expect("write");
+        w.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn only_the_markers_make_a_plugin_fail() {
+        // Real bundles throw in their code; that is not a load failure.
+        let real = "function f(){ throw new Error(\"bad arg\"); }\nprocess.exit(0);\n";
+        assert_eq!(load_of(&zip_with_main(real)), Load::Loaded);
+        let failing = format!("{FAIL_LOAD_MARKER}Error: boom\n");
+        assert_eq!(
+            load_of(&zip_with_main(&failing)),
+            Load::Fails("Error: boom".into())
+        );
+        let crashing = format!("{CRASH_MARKER}\n");
+        assert_eq!(load_of(&zip_with_main(&crashing)), Load::Crashes);
+    }
 }

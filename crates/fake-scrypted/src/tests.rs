@@ -459,7 +459,7 @@ async fn a_crashing_plugin_is_restarted_after_the_delay_and_logs_why() {
     assert!(e.server.wait_up(Duration::from_secs(5)).await);
     let dir = e.plugins.path().join("crash");
     let mut spec = PluginSpec::new("@scrypted/crash", "1.0.0");
-    spec.main_js = Some("process.exit(1);\n".into());
+    spec.main_js = Some(format!("{CRASH_MARKER}\nprocess.exit(1);\n"));
     spec.write(&dir).expect("write");
     let pj = spec.package_json().to_string();
     e.setup("@scrypted/crash", &pj, Some("application/json"))

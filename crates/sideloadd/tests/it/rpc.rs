@@ -10,7 +10,10 @@ use crate::harness::{Harness, Setup, path_str};
 
 fn throwing(name: &str, version: &str, message: &str) -> PluginSpec {
     let mut s = PluginSpec::new(name, version);
-    s.main_js = Some(format!("throw new Error(\"{message}\");\n"));
+    s.main_js = Some(format!(
+        "{}Error: {message}\nthrow new Error(\"{message}\");\n",
+        fake_scrypted::FAIL_LOAD_MARKER
+    ));
     s
 }
 
@@ -72,7 +75,10 @@ async fn a_new_version_that_fails_to_load_is_rolled_back() {
 async fn a_plugin_that_crashes_at_start_is_failed() {
     let mut h = Harness::start(Setup::default()).await;
     let mut crash = PluginSpec::new(&h.specs[2].name.clone(), "1.0.0");
-    crash.main_js = Some("process.exit(1);\n".into());
+    crash.main_js = Some(format!(
+        "{}\nprocess.exit(1);\n",
+        fake_scrypted::CRASH_MARKER
+    ));
     h.set_spec(2, crash);
     let out = h.run().await;
     out.assert_code(1);
