@@ -804,6 +804,7 @@ fn rebind(shared: &Arc<Shared>, st: &mut State, npm: &str, zip: &[u8], md5: &str
     let extraction = adm::extract(zip);
     if let adm::Extraction::Huge(_) = extraction {
         st.frozen_until = Some(Instant::now() + shared.options.freeze);
+        life::refreeze_while_stored(shared, npm, md5);
     }
     if let Some(body) = extraction.error_body() {
         return Response::text(500, body);

@@ -174,6 +174,22 @@ fn finish_load(shared: &Arc<Shared>, name: &str, pid: u64, load: Load) {
     }
 }
 
+/// The server retries a plugin that is down every `crash_restart`; with a zip
+/// holding a 2 GiB entry each retry freezes it again, until another zip is stored.
+pub fn refreeze_while_stored(shared: &Arc<Shared>, name: &str, md5: &str) {
+    let (shared, name, md5) = (shared.clone(), name.to_string(), md5.to_string());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(shared.options.crash_restart).await;
+            let mut st = shared.lock();
+            if st.zips.get(&name).map(|z| crate::md5_hex(z)) != Some(md5.clone()) {
+                return;
+            }
+            st.frozen_until = Some(std::time::Instant::now() + shared.options.freeze);
+        }
+    });
+}
+
 /// Core creates its automation shortly after it loads, ON, unless it exists.
 fn schedule_automation(shared: &Arc<Shared>) {
     let shared = shared.clone();

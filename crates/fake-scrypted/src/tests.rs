@@ -272,6 +272,7 @@ async fn a_huge_entry_freezes_the_whole_server() {
             token: TOKEN.into(),
             volume: Some(volume.path().to_path_buf()),
             freeze: Duration::from_millis(1500),
+            crash_restart: Duration::from_secs(3),
             ..Options::default()
         })
         .expect("start"),
@@ -307,6 +308,17 @@ async fn a_huge_entry_freezes_the_whole_server() {
         "{:?}",
         started.elapsed()
     );
+    // And again at the server's next retry (crash_restart after the deploy).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut refrozen = false;
+    while !refrozen && Instant::now() < deadline {
+        let started = Instant::now();
+        let login = e.http.get(format!("{}/login", e.server.url())).send();
+        assert_eq!(login.await.expect("answer").status(), StatusCode::OK);
+        refrozen = started.elapsed() >= Duration::from_millis(1000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refrozen, "frozen again at the retry");
 }
 
 #[tokio::test]
