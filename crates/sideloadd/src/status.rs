@@ -143,6 +143,10 @@ fn deployed(p: &ValidPlugin, state: &State, volume: &Volume) -> (bool, String) {
         ),
         Some(_) => match volume.has(p) {
             Some(true) => (true, "deployed".into()),
+            Some(false) if volume.has_other_zip(&p.name) => (
+                false,
+                "drifted: another zip than the declared one is installed".into(),
+            ),
             Some(false) => (
                 false,
                 "recorded as deployed but missing from the volume".into(),

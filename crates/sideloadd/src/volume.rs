@@ -40,4 +40,14 @@ impl Volume {
             Err(_) => None,
         }
     }
+
+    /// Whether the plugin has some installed zip (auto-update or a hand install
+    /// replaces the whole `zip/` directory).
+    pub fn has_other_zip(&self, name: &str) -> bool {
+        let Self::Readable(volume) = self else {
+            return false;
+        };
+        let dir = volume.join("plugins").join(name).join("zip");
+        std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+    }
 }

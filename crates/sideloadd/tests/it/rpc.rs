@@ -138,6 +138,21 @@ async fn with_auto_update_allowed_drift_is_reported_and_repaired() {
         text.contains("drifted: 1.0.9 installed, 1.0.0 declared"),
         "{text}"
     );
+    // Without the server (nothing listens there): the volume shows another zip.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    h.write_config(|c| {
+        c["autoUpdate"] = true.into();
+        c["server"] = url.into();
+    });
+    let (code, text) = status(&h);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("drifted: another zip than the declared one"),
+        "{text}"
+    );
+    h.write_config(|c| c["autoUpdate"] = true.into());
     h.server.clear_requests();
     h.run().await.assert_code(0);
     assert_eq!(h.deploys(), vec![0, 1, 0]);
