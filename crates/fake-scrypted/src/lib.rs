@@ -125,6 +125,35 @@ pub struct RequestRecord {
     pub server_micros: u64,
 }
 
+impl RequestRecord {
+    /// What the head says; the body and the answer are filled in later.
+    fn of(head: &Head, authorized: bool) -> Self {
+        let route = match (head.method.as_str(), head.path.as_str()) {
+            ("POST", "/web/component/script/setup") => Some(Route::Setup),
+            ("POST", "/web/component/script/deploy") => Some(Route::Deploy),
+            _ => None,
+        };
+        Self {
+            method: head.method.clone(),
+            path: head.path.clone(),
+            route,
+            npm_package: head
+                .query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "npmPackage")
+                .map(|(_, v)| v),
+            content_type: head.header("content-type").map(str::to_string),
+            authorized,
+            chunked: head.chunked(),
+            content_length: head.content_length(),
+            body_len: 0,
+            body_md5: None,
+            status: None,
+            server_micros: 0,
+        }
+    }
+}
+
 /// What the fake's "database" holds for one plugin.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PluginRecord {
@@ -592,31 +621,9 @@ async fn handle(
     head: &Head,
 ) -> (RequestRecord, Option<Response>, Option<Duration>) {
     let query = head.query_pairs();
-    let npm_package = query
-        .iter()
-        .find(|(k, _)| k == "npmPackage")
-        .map(|(_, v)| v.clone());
-    let authorized = authorized(shared, head);
-    let route = match (head.method.as_str(), head.path.as_str()) {
-        ("POST", "/web/component/script/setup") => Some(Route::Setup),
-        ("POST", "/web/component/script/deploy") => Some(Route::Deploy),
-        _ => None,
-    };
-    let content_type = head.header("content-type").map(|s| s.to_string());
-    let mut record = RequestRecord {
-        method: head.method.clone(),
-        path: head.path.clone(),
-        route,
-        npm_package: npm_package.clone(),
-        content_type: content_type.clone(),
-        authorized,
-        chunked: head.chunked(),
-        content_length: head.content_length(),
-        body_len: 0,
-        body_md5: None,
-        status: None,
-        server_micros: 0,
-    };
+    let mut record = RequestRecord::of(head, authorized(shared, head));
+    let (route, npm_package) = (record.route, record.npm_package.clone());
+    let content_type = record.content_type.clone();
 
     let reset = route.is_some_and(|r| take_fault(&mut shared.lock().faults.reset_next, r));
     // Express reads (or discards) the body before routing errors are answered; the
@@ -631,7 +638,7 @@ async fn handle(
     record.body_len = body.len() as u64;
     record.body_md5 = Some(md5_hex(&body));
 
-    if head.path.starts_with("/web/component/") && !authorized {
+    if head.path.starts_with("/web/component/") && !record.authorized {
         return (record, Some(Response::text(401, "Not Authorized")), None);
     }
     if let Some(r) = route
