@@ -190,12 +190,18 @@ impl Scrypted {
 }
 
 /// After the newest `loading <name>`: `loaded`, a load failure, or a crash.
+/// Lines are matched on their start and the plugin's name, not whole, so a
+/// detail Scrypted appends (a path, a pid) does not hide them.
 pub fn verdict(lines: &[&str], name: &str) -> Option<LoadVerdict> {
-    let loading = format!("loading {name}");
-    let start = lines.iter().rposition(|l| *l == loading)?;
+    let about = |line: &str, word: &str| {
+        line.strip_prefix(word)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .is_some_and(|rest| rest.split_whitespace().next() == Some(name))
+    };
+    let start = lines.iter().rposition(|l| about(l, "loading"))?;
     let mut failed: Option<String> = None;
     for line in &lines[start + 1..] {
-        if *line == format!("loaded {name}") {
+        if about(line, "loaded") {
             return Some(LoadVerdict::Loaded);
         }
         if let Some(error) = line.strip_prefix("plugin load error ") {
@@ -227,6 +233,9 @@ mod tests {
         assert_eq!(verdict(&lines, n), None);
         let lines = ["loading @scrypted/x", "pid 3", "loaded @scrypted/x"];
         assert_eq!(verdict(&lines, n), Some(LoadVerdict::Loaded));
+        // Another plugin whose name starts the same is not this one.
+        let lines = ["loading @scrypted/x", "loaded @scrypted/x-extra"];
+        assert_eq!(verdict(&lines, n), None);
         let lines = [
             "loading @scrypted/x",
             "loaded @scrypted/x",
