@@ -193,8 +193,9 @@ async fn run_to_end(
     drop(token);
     let _lock = lock::acquire(&config.state_dir, lock::LOCK_WAIT, &shutdown).await?;
     let mut state = open_state(config)?;
-    if config.plugins.is_empty() {
-        // Nothing to put in place; no reason to wait for the server.
+    let to_prune = config.prune && !state.undeclared().is_empty();
+    if config.plugins.is_empty() && !to_prune {
+        // Nothing to put in place or remove; no reason to wait for the server.
         return Ok(Outcome::default());
     }
     let mut session = Session {
@@ -293,6 +294,10 @@ async fn live_installed(
         .collect();
     for p in valid.iter().filter(|p| state.get(&p.name).is_some()) {
         session.add_host(&p.name);
+    }
+    // Last resort hosts; prune never hosts on the plugin it removes.
+    for (name, _) in state.undeclared() {
+        session.add_host(&name);
     }
     match session.rpc(&changing).await {
         Ok(rpc) => Some(rpc.installed()),

@@ -124,6 +124,10 @@ impl Session<'_> {
             let (c, http) = (&self.client, self.client.http());
             match Scrypted::connect(http, c.base(), c.auth(), &host).await {
                 Ok(s) => {
+                    // Every installed plugin can host a later session.
+                    for name in s.installed().keys() {
+                        self.add_host(name);
+                    }
                     let s = Arc::new(s);
                     *current = Some(s.clone());
                     return Ok(s);

@@ -94,12 +94,26 @@ pub async fn prune(
     Ok(())
 }
 
-/// Ok(false): it was not installed any more.
+/// Ok(false): it was not installed any more. Hosted on another plugin when one
+/// is alive; else on the plugin itself, whose removal then closes the session:
+/// a polling handshake (harmless) answering 404 confirms it is gone.
 async fn remove(session: &Session<'_>, name: &str) -> Result<bool, RpcError> {
-    let rpc = session.rpc(&[name]).await?;
+    let rpc = match session.rpc(&[name]).await {
+        Ok(rpc) => rpc,
+        Err(_) => session.rpc(&[]).await?,
+    };
     let Some(id) = rpc.plugin_id(name).await? else {
         return Ok(false);
     };
-    rpc.remove_device(&id).await?;
-    Ok(true)
+    match rpc.remove_device(&id).await {
+        Err(RpcError::Closed) if rpc.host() == name => {
+            let c = &session.client;
+            match crate::rpc::peer::host_alive(c.http(), c.base(), c.auth(), name).await {
+                Err(RpcError::HostNotAlive { answer, .. }) if answer.starts_with("404") => Ok(true),
+                Ok(()) => Err(RpcError::Protocol(format!("{name} is still installed"))),
+                Err(e) => Err(e),
+            }
+        }
+        other => other.map(|()| true),
+    }
 }

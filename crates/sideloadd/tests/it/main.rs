@@ -6,5 +6,6 @@ mod faults;
 mod harness;
 mod notify;
 mod provision;
+mod real_rpc;
 mod rpc;
 mod zips;

@@ -199,6 +199,15 @@ async fn prune_removes_only_what_sideloadd_installed() {
     );
     assert!(h.server.plugin(&hand.name).is_some(), "never touched");
     assert!(h.server.plugin(&h.specs[0].name).is_some());
+    // Nothing declared any more: prune still runs and removes the rest.
+    h.write_config(|c| {
+        c["plugins"] = serde_json::json!([]);
+        c["prune"] = true.into();
+    });
+    h.run().await.assert_code(0);
+    assert!(h.server.plugin(&h.specs[0].name).is_none());
+    assert!(h.server.plugin(&h.specs[1].name).is_none());
+    assert!(h.server.plugin(&hand.name).is_some(), "never touched");
     assert!(!h.server.crashed_by_websocket());
 }
 
