@@ -38,13 +38,14 @@ json.dump({"server": server, "tokenFile": tok, "stateDir": state, "volume": vol,
           open(f"{w}/config.json", "w"))
 PY
 }
-sideload() { # $1 = label, $2 = count, rest: env; prints the wall time
+# Not in a subshell: the server it starts must be stopped by the caller.
+sideload() { # $1 = label, $2 = count, rest: env; sets $wall (ms)
   start "$work/vol-$1-$2"
   config "$2" "$work/state-$1-$2"
   local t0
   t0=$(now_ms)
   env "${@:3}" RUST_LOG=warn "$bin/sideloadd" run --config "$work/config.json" >&2
-  echo $(($(now_ms) - t0))
+  wall=$(($(now_ms) - t0))
 }
 
 for n in $counts; do
@@ -63,9 +64,11 @@ for n in $counts; do
   done
   curl_ms=$(($(now_ms) - t0))
   stop
-  plain_ms=$(sideload plain "$n" SIDELOADD_BENCH_SKIP_LOAD_CONFIRMATION=1)
+  sideload plain "$n" SIDELOADD_BENCH_SKIP_LOAD_CONFIRMATION=1
+  plain_ms=$wall
   stop
-  confirmed_ms=$(sideload confirmed "$n")
+  sideload confirmed "$n"
+  confirmed_ms=$wall
   t0=$(now_ms)
   RUST_LOG=warn "$bin/sideloadd" run --config "$work/config.json" >&2
   again_ms=$(($(now_ms) - t0))
