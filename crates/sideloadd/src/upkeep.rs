@@ -20,12 +20,22 @@ pub async fn auto_update(session: &Session<'_>, outcome: &mut Outcome) {
         tracing::info!("autoUpdate is true: Scrypted's plugin auto-update left as it is");
         return;
     }
-    match turn_off(session).await {
-        Ok(Some(true)) => tracing::info!(
+    // Core creates the automation shortly after its first load: only a core
+    // loaded by this run is worth waiting for.
+    let fresh_core = outcome.deployed.iter().any(|n| n == CORE);
+    match turn_off(session, fresh_core).await {
+        Ok(Automation::TurnedOff) => tracing::info!(
             "turned off Scrypted's plugin auto-update (core's \"Autoupdate Plugins\"), so the pins hold"
         ),
-        Ok(Some(false)) => tracing::info!("Scrypted's plugin auto-update is off"),
-        Ok(None) => tracing::info!("no @scrypted/core installed: nothing updates plugins"),
+        Ok(Automation::Off) => tracing::info!("Scrypted's plugin auto-update is off"),
+        Ok(Automation::NoCore) => {
+            tracing::info!("no @scrypted/core installed: nothing updates plugins");
+        }
+        Ok(Automation::Missing) => {
+            tracing::warn!(
+                "@scrypted/core is installed but has no \"Autoupdate Plugins\" automation (yet)"
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot turn off Scrypted's plugin auto-update");
             outcome.failed.push(Failure {
@@ -38,27 +48,35 @@ pub async fn auto_update(session: &Session<'_>, outcome: &mut Outcome) {
     }
 }
 
-async fn turn_off(session: &Session<'_>) -> Result<Option<bool>, RpcError> {
+/// What became of core's auto-update automation.
+#[derive(Debug)]
+enum Automation {
+    TurnedOff,
+    Off,
+    NoCore,
+    Missing,
+}
+
+async fn turn_off(session: &Session<'_>, wait: bool) -> Result<Automation, RpcError> {
     let deadline = Instant::now() + AUTOMATION_WITHIN;
     loop {
         let rpc = match session.rpc(&[]).await {
             Ok(rpc) => rpc,
             // Nothing is installed at all: nothing can update anything.
             Err(_) if session.hosts.lock().map(|h| h.is_empty()).unwrap_or(false) => {
-                return Ok(None);
+                return Ok(Automation::NoCore);
             }
             Err(e) => return Err(e),
         };
-        if let Some(was_on) = rpc.auto_update_off().await? {
-            return Ok(Some(was_on));
-        }
-        // Core installed but its automation not created yet (it appears shortly
-        // after core loads): wait for it.
-        if !rpc.installed().contains_key(CORE) || Instant::now() >= deadline {
-            return Ok(None);
+        match rpc.auto_update_off().await? {
+            Some(true) => return Ok(Automation::TurnedOff),
+            Some(false) => return Ok(Automation::Off),
+            None if !rpc.installed().contains_key(CORE) => return Ok(Automation::NoCore),
+            None if !wait || Instant::now() >= deadline => return Ok(Automation::Missing),
+            None => {}
         }
         if !session.sleep(POLL).await {
-            return Ok(None);
+            return Ok(Automation::Missing);
         }
     }
 }
