@@ -9,11 +9,16 @@
 //!   fails, the old zip keeps running under the new package.json until Scrypted
 //!   restarts, and the plugin is not recorded as deployed, so the next run (next
 //!   boot at the latest) tries again. A deploy cut off mid-upload stores nothing.
-//! - A plugin counts as deployed only once Scrypted shows it: its md5-named zip in
-//!   the volume, else its endpoint no longer answering the server's "not found".
-//!   Only then is it written to the state file.
-//! - A plugin whose exact bytes are recorded *and* still installed is not sent again,
-//!   so a reboot with nothing changed restarts no plugin.
+//! - A plugin counts as deployed only once Scrypted has loaded it: its md5-named
+//!   zip in the volume (when readable) and `loaded <name>` in Scrypted's Logger
+//!   (`confirm.rs`). Only then is it written to the state file.
+//! - A deploy that fails after Scrypted killed the running version puts the kept
+//!   previous version back (`roll_back`).
+//! - A plugin whose exact bytes are recorded *and* still installed (volume, RPC) is
+//!   not sent again, so a reboot with nothing changed restarts no plugin; anything
+//!   else installed over it is drift, and it is deployed again.
+//! - One run at a time per stateDir ([`crate::lock`]); after SIGTERM a run ends
+//!   within [`STOP_GRACE`] plus a moment.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
