@@ -96,3 +96,109 @@ pub fn corrupt_zip_data(dir: &Path) -> io::Result<()> {
     bytes[at] ^= 0xff;
     fs::write(&path, bytes)
 }
+
+/// One entry of a hand-built zip (stored, no compression), with header fields that
+/// can lie about the data: the zips that pass a CRC check and still break
+/// Scrypted's extractor (`docs/scrypted-api.md` §5).
+#[derive(Debug, Clone, Default)]
+pub struct RawEntry {
+    pub name: String,
+    pub data: Vec<u8>,
+    /// Uncompressed size written in the local header instead of the real one.
+    pub local_size: Option<u32>,
+    /// Uncompressed size written in the central directory instead of the real one.
+    pub central_size: Option<u32>,
+}
+
+impl RawEntry {
+    pub fn new(name: &str, data: &[u8]) -> Self {
+        Self {
+            name: name.into(),
+            data: data.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The entries every test plugin has, so only the lie under test differs.
+pub fn plugin_entries() -> Vec<RawEntry> {
+    vec![RawEntry::new(
+        "main.nodejs.js",
+        b"exports.default = class Plugin {};\n",
+    )]
+}
+
+/// Writes `entries` as a zip by hand (the zip crate refuses to write lies).
+pub fn raw_zip(entries: &[RawEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for e in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(&e.data);
+        let len = e.data.len() as u32;
+        let header = |sig: u32, size: u32| {
+            let mut h = Vec::new();
+            h.extend_from_slice(&sig.to_le_bytes());
+            if sig == 0x0201_4b50 {
+                h.extend_from_slice(&20u16.to_le_bytes()); // version made by
+            }
+            h.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&0u16.to_le_bytes()); // stored
+            h.extend_from_slice(&0u32.to_le_bytes()); // time and date
+            h.extend_from_slice(&crc.to_le_bytes());
+            // A stored entry's compressed size is its size: both lie together.
+            h.extend_from_slice(&size.to_le_bytes());
+            h.extend_from_slice(&size.to_le_bytes());
+            h.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // extra
+            if sig == 0x0201_4b50 {
+                h.extend_from_slice(&[0u8; 6]); // comment length, disk, internal attributes
+                h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+                h.extend_from_slice(&offset.to_le_bytes());
+            }
+            h.extend_from_slice(e.name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, e.local_size.unwrap_or(len)));
+        out.extend_from_slice(&e.data);
+        central.extend(header(0x0201_4b50, e.central_size.unwrap_or(len)));
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]); // disk numbers
+    let n = (entries.len() as u16).to_le_bytes();
+    out.extend_from_slice(&n);
+    out.extend_from_slice(&n);
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes()); // comment length
+    out
+}
+
+/// Writes a plugin directory whose zip is `raw_zip(entries)`.
+pub fn write_raw_plugin(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    entries: &[RawEntry],
+) -> io::Result<()> {
+    PluginSpec::new(name, version).write(dir)?;
+    fs::write(dir.join("plugin.zip"), raw_zip(entries))
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

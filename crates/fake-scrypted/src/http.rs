@@ -1,9 +1,8 @@
-//! The small HTTP/1.1 subset the fake server speaks.
+//! Requests and answers as the fake sees them, on top of hyper.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-const MAX_HEAD: usize = 64 * 1024;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::HeaderValue;
 
 #[derive(Debug)]
 pub struct Head {
@@ -71,19 +70,6 @@ impl Response {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        413 => "Payload Too Large",
-        500 => "Internal Server Error",
-        _ => "Unknown",
-    }
-}
-
 #[derive(Debug)]
 pub enum BodyOutcome {
     Complete(Vec<u8>),
@@ -95,167 +81,61 @@ pub enum BodyOutcome {
 pub enum BodyError {
     /// The client went away after this many bytes.
     Io(u64),
-    Malformed,
 }
 
-#[derive(Debug)]
-pub struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    pub fn new(stream: TcpStream) -> Self {
+impl Head {
+    /// The parts of a request the fake looks at.
+    pub fn of<B>(req: &hyper::Request<B>) -> Self {
         Self {
-            stream,
-            buf: Vec::with_capacity(8192),
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().unwrap_or("").to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (k.as_str().to_string(), v)
+                })
+                .collect(),
         }
-    }
-
-    async fn fill(&mut self) -> std::io::Result<usize> {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    /// None: the client closed the connection between requests.
-    pub async fn read_head(&mut self) -> std::io::Result<Option<Head>> {
-        loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
-                return parse_head(&head).map(Some);
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(std::io::Error::other("request head too large"));
-            }
-            if self.fill().await? == 0 {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Reads the whole body. With `cut_off`, stops halfway through (at least one
-    /// byte in) and reports how much was read, so the caller can drop the socket.
-    pub async fn read_body(
-        &mut self,
-        head: &Head,
-        cut_off: bool,
-    ) -> Result<BodyOutcome, BodyError> {
-        if head
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
-            let _ = self
-                .stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await;
-        }
-        let mut body = Vec::new();
-        if head.chunked() {
-            loop {
-                let line = self.read_line(&body).await?;
-                let size_text = line.split(';').next().unwrap_or("").trim().to_string();
-                let size =
-                    usize::from_str_radix(&size_text, 16).map_err(|_| BodyError::Malformed)?;
-                if size == 0 {
-                    // Trailers, then the blank line.
-                    while !self.read_line(&body).await?.is_empty() {}
-                    return Ok(BodyOutcome::Complete(body));
-                }
-                self.read_exact_into(&mut body, size, cut_off).await?;
-                if cut_off {
-                    return Ok(BodyOutcome::CutOff(body.len() as u64));
-                }
-                let crlf = self.read_line(&body).await?;
-                if !crlf.is_empty() {
-                    return Err(BodyError::Malformed);
-                }
-            }
-        }
-        let len = head.content_length().unwrap_or(0) as usize;
-        self.read_exact_into(&mut body, len, cut_off).await?;
-        if cut_off {
-            return Ok(BodyOutcome::CutOff(body.len() as u64));
-        }
-        Ok(BodyOutcome::Complete(body))
-    }
-
-    async fn read_line(&mut self, body: &[u8]) -> Result<String, BodyError> {
-        loop {
-            if let Some(end) = find(&self.buf, b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..end + 2).collect();
-                return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(BodyError::Malformed);
-            }
-            match self.fill().await {
-                Ok(0) | Err(_) => return Err(BodyError::Io(body.len() as u64)),
-                Ok(_) => {}
-            }
-        }
-    }
-
-    async fn read_exact_into(
-        &mut self,
-        body: &mut Vec<u8>,
-        len: usize,
-        cut_off: bool,
-    ) -> Result<(), BodyError> {
-        let want = if cut_off { (len / 2).max(1) } else { len };
-        let target = body.len() + want;
-        loop {
-            let take = (target - body.len()).min(self.buf.len());
-            body.extend(self.buf.drain(..take));
-            if body.len() >= target {
-                return Ok(());
-            }
-            match self.fill().await {
-                Ok(0) | Err(_) => return Err(BodyError::Io(body.len() as u64)),
-                Ok(_) => {}
-            }
-        }
-    }
-
-    pub async fn write_response(&mut self, r: &Response) -> std::io::Result<()> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nX-Powered-By: Express\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
-            r.status,
-            reason(r.status),
-            r.content_type,
-            r.body.len()
-        )
-        .into_bytes();
-        out.extend_from_slice(&r.body);
-        self.stream.write_all(&out).await?;
-        self.stream.flush().await
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+impl Response {
+    /// As Express answers: `X-Powered-By`, the type, the length.
+    pub fn into_hyper(self) -> hyper::Response<Full<Bytes>> {
+        let mut r = hyper::Response::new(Full::new(Bytes::from(self.body)));
+        *r.status_mut() = hyper::StatusCode::from_u16(self.status)
+            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let h = r.headers_mut();
+        h.insert("x-powered-by", HeaderValue::from_static("Express"));
+        h.insert("content-type", HeaderValue::from_static(self.content_type));
+        r
+    }
 }
 
-fn parse_head(bytes: &[u8]) -> std::io::Result<Head> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(std::io::Error::other("bad request line"));
-    };
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let headers = lines
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Ok(Head {
-        method: method.to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers,
-    })
+/// Reads the whole body (hyper answers `Expect: 100-continue` and decodes chunked
+/// bodies). With `cut_off`, stops once half the announced length is in and reports
+/// that half as what was taken, so the caller can drop the connection.
+pub async fn read_body(
+    mut body: Incoming,
+    head: &Head,
+    cut_off: bool,
+) -> Result<BodyOutcome, BodyError> {
+    let half = head.content_length().unwrap_or(0) / 2;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(BodyError::Io(out.len() as u64));
+        };
+        if let Some(data) = frame.data_ref() {
+            out.extend_from_slice(data);
+        }
+        // The fake "dies" having taken half the body; the rest is never looked at.
+        if cut_off && out.len() as u64 >= half.max(1) {
+            return Ok(BodyOutcome::CutOff(half.max(1)));
+        }
+    }
+    Ok(BodyOutcome::Complete(out))
 }

@@ -1,7 +1,7 @@
 //! A fake Scrypted server for tests and benchmarks.
 //!
 //! It keeps the sideload contract measured on the real server (see
-//! `shared/scrypted-api.md`), bugs included, because sideloadd must be tested against
+//! `docs/scrypted-api.md`), bugs included, because sideloadd must be tested against
 //! what Scrypted does, not against what it should do:
 //! - `/web/component/*` needs the admin bearer token (or `?scryptedToken=`), else
 //!   `401 Not Authorized`;
@@ -13,15 +13,17 @@
 //! - deploy answers `200 ok` once the worker is spawned, whether or not it loads;
 //! - a deployed zip lands in `<volume>/plugins/<npm name>/zip/1-<md5>.zip`.
 //!
-//! It is written on raw tokio TCP so faults can be injected at the byte level:
-//! refusing connections, resetting mid-upload, one-off 500s, restarts between setup and
-//! deploy, slow answers. Every request is recorded for assertions.
-//!
-//! HTTP/1.1 support is the subset clients of this server send: keep-alive,
-//! Content-Length or chunked bodies, `Expect: 100-continue`.
+//! It serves HTTP/1.1 with hyper, and the RPC WebSocket with tokio-tungstenite on
+//! the upgraded connection. Faults are injected around it: refusing connections
+//! (the listener closes), cutting an upload midway (the connection is dropped
+//! unanswered), one-off 500s, restarts between setup and deploy, slow or hung
+//! answers. Every request is recorded for assertions.
 
+mod adm;
 pub mod fixture;
 mod http;
+mod life;
+mod rpc;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +43,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::http::{BodyOutcome, Head, Response};
+pub use crate::life::{CRASH_MARKER, FAIL_LOAD_MARKER, Latest, LogEntry};
 
 /// Express's `bodyParser.json()` default limit, which also applies to bodies sent
 /// without a Content-Type (measured: 413 above it).
@@ -66,6 +69,15 @@ pub struct Options {
     /// Serve `GET /__fake/requests` (for the benchmark script, which cannot call the
     /// Rust API). Not part of Scrypted.
     pub control_endpoint: bool,
+    /// How long the whole server stops answering after a zip with an entry of
+    /// 2 GiB or more (the real one: 10 s and more).
+    pub freeze: Duration,
+    /// From fork to `loaded <name>` (the real one: 0.45-0.7 s).
+    pub load_delay: Duration,
+    /// A crashed plugin is restarted after this (the real one: 60 s).
+    pub crash_restart: Duration,
+    /// Core creates its auto-update automation this long after it loads.
+    pub automation_delay: Duration,
 }
 
 impl Default for Options {
@@ -76,6 +88,10 @@ impl Default for Options {
             volume: None,
             port: 0,
             control_endpoint: false,
+            freeze: Duration::from_secs(10),
+            load_delay: Duration::from_millis(300),
+            crash_restart: Duration::from_secs(60),
+            automation_delay: Duration::from_millis(200),
         }
     }
 }
@@ -99,7 +115,7 @@ pub struct RequestRecord {
     pub authorized: bool,
     pub chunked: bool,
     pub content_length: Option<u64>,
-    /// Bytes of body actually received.
+    /// Bytes of body the fake took (for an upload it cut off: up to the cut).
     pub body_len: u64,
     /// md5 of the body, hex, when it was received completely.
     pub body_md5: Option<String>,
@@ -107,6 +123,35 @@ pub struct RequestRecord {
     pub status: Option<u16>,
     /// From the end of the request head to the end of the answer: the server's time.
     pub server_micros: u64,
+}
+
+impl RequestRecord {
+    /// What the head says; the body and the answer are filled in later.
+    fn of(head: &Head, authorized: bool) -> Self {
+        let route = match (head.method.as_str(), head.path.as_str()) {
+            ("POST", "/web/component/script/setup") => Some(Route::Setup),
+            ("POST", "/web/component/script/deploy") => Some(Route::Deploy),
+            _ => None,
+        };
+        Self {
+            method: head.method.clone(),
+            path: head.path.clone(),
+            route,
+            npm_package: head
+                .query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "npmPackage")
+                .map(|(_, v)| v),
+            content_type: head.header("content-type").map(str::to_string),
+            authorized,
+            chunked: head.chunked(),
+            content_length: head.content_length(),
+            body_len: 0,
+            body_md5: None,
+            status: None,
+            server_micros: 0,
+        }
+    }
 }
 
 /// What the fake's "database" holds for one plugin.
@@ -120,6 +165,8 @@ pub struct PluginRecord {
     /// Whether the running worker found `main.nodejs.js` (deploy answers 200 either way).
     pub loaded: bool,
     pub deploys: u32,
+    /// Device id; a plugin removed and installed again gets a new one.
+    pub id: String,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +176,10 @@ struct Faults {
     restart_after_setup: Option<Duration>,
     down_after_requests: Option<(usize, Duration)>,
     slow: Duration,
+    /// Extra delay before answering a deploy (a hung deploy).
+    slow_deploy: Duration,
+    /// The next deploy kills the plugin, then fails with this 500 body.
+    fail_after_kill: Option<String>,
 }
 
 #[derive(Debug)]
@@ -139,6 +190,14 @@ struct State {
     faults: Faults,
     next_pid: u64,
     boots: u32,
+    /// Nothing is answered before this (a huge entry stalled the main process).
+    frozen_until: Option<Instant>,
+    logs: Vec<LogEntry>,
+    next_device: u64,
+    automation: Option<life::Automation>,
+    /// Pongs received on RPC sessions.
+    pongs: u64,
+    crashed_by_websocket: bool,
 }
 
 #[derive(Debug)]
@@ -147,6 +206,7 @@ struct Shared {
     addr: SocketAddr,
     state: Mutex<State>,
     control: mpsc::UnboundedSender<Control>,
+    events: tokio::sync::broadcast::Sender<life::Event>,
 }
 
 #[derive(Debug)]
@@ -191,8 +251,15 @@ impl FakeScrypted {
                 faults: Faults::default(),
                 next_pid: 1000,
                 boots: 0,
+                frozen_until: None,
+                logs: Vec::new(),
+                next_device: 100,
+                automation: None,
+                pongs: 0,
+                crashed_by_websocket: false,
             }),
             control,
+            events: tokio::sync::broadcast::channel(256).0,
         });
         let supervisor = tokio::spawn(supervise(shared.clone(), rx));
         Ok(Self { shared, supervisor })
@@ -275,6 +342,17 @@ impl FakeScrypted {
         self.shared.lock().faults.restart_after_setup = Some(downtime);
     }
 
+    /// Fault: the next deploy kills the running plugin and deletes its files, then
+    /// answers `500 <body>`, as when the extractor fails on something unforeseen.
+    pub fn fail_next_deploy_after_kill(&self, body: &str) {
+        self.shared.lock().faults.fail_after_kill = Some(body.into());
+    }
+
+    /// Fault: every deploy answer is delayed by `delay`, after its work is done.
+    pub fn set_slow_deploys(&self, delay: Duration) {
+        self.shared.lock().faults.slow_deploy = delay;
+    }
+
     /// Fault: every answer is delayed by `delay`.
     pub fn set_slow(&self, delay: Duration) {
         self.shared.lock().faults.slow = delay;
@@ -294,15 +372,71 @@ impl FakeScrypted {
         self.restart(downtime);
     }
 
+    /// Every Logger entry since the fake started.
+    pub fn logs(&self) -> Vec<LogEntry> {
+        self.shared.lock().logs.clone()
+    }
+
+    /// Core's auto-update automation: its device id and whether it is on.
+    pub fn automation(&self) -> Option<(String, bool)> {
+        self.shared
+            .lock()
+            .automation
+            .as_ref()
+            .map(|a| (a.id.clone(), a.on))
+    }
+
+    /// Fires core's auto-update automation now (it would at 03:15): when it is on,
+    /// every installed plugin older than its `latest` gets it, a deprecated one is
+    /// uninstalled. Returns the plugins changed.
+    pub fn fire_auto_update(&self, latest: &[Latest]) -> Vec<String> {
+        life::auto_update(&self.shared, latest)
+    }
+
+    /// Uninstalls a plugin as the web UI does (`removeDevice`).
+    pub fn remove_plugin(&self, npm_name: &str) -> bool {
+        let id = self.plugin(npm_name).map(|r| r.id);
+        id.is_some_and(|id| life::remove_device(&self.shared, &id))
+    }
+
+    /// Whether a WebSocket upgrade for a missing plugin took the server down.
+    pub fn crashed_by_websocket(&self) -> bool {
+        self.shared.lock().crashed_by_websocket
+    }
+
+    /// Engine.io pongs received (answers to the server's pings).
+    pub fn pongs(&self) -> u64 {
+        self.shared.lock().pongs
+    }
+
     /// Stores a setup record directly, as an earlier sideloader would have.
     pub fn seed_setup(&self, npm_name: &str, package_json: Value) {
         let mut st = self.shared.lock();
-        let rec = st.db.entry(npm_name.into()).or_default();
+        let rec = record(&mut st, npm_name);
         rec.package_json = package_json;
     }
 }
 
+/// The plugin's record, created (with a new device id) if missing.
+fn record<'a>(st: &'a mut State, name: &str) -> &'a mut PluginRecord {
+    if !st.db.contains_key(name) {
+        let id = life::new_id(st);
+        st.db.insert(
+            name.into(),
+            PluginRecord {
+                id,
+                ..PluginRecord::default()
+            },
+        );
+    }
+    st.db.get_mut(name).expect("just inserted")
+}
+
 impl Shared {
+    fn go_down(&self, downtime: Duration) {
+        let _ = self.control.send(Control::Down(downtime));
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking handler must not hide the recorded requests from the test.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -364,78 +498,108 @@ async fn supervise(shared: Arc<Shared>, mut control: mpsc::UnboundedReceiver<Con
         };
         drop(listener);
         conns.abort_all();
+        // RPC sessions run on upgraded connections of their own.
+        let _ = shared.events.send(life::Event::ServerDown);
         while conns.join_next().await.is_some() {}
     }
 }
 
 /// Scrypted restarts installed plugins at boot.
-fn boot(shared: &Shared) {
+fn boot(shared: &Arc<Shared>) {
     let mut guard = shared.lock();
     let st = &mut *guard;
     st.boots += 1;
     let names: Vec<String> = st.db.keys().cloned().collect();
     for name in names {
-        let zip = st.zips.get(&name).cloned();
-        let started = zip.as_deref().map(inspect_zip);
-        let pid = st.next_pid;
-        let rec = st.db.get_mut(&name).expect("key from db");
-        match started {
-            Some(Ok(loaded)) => {
-                rec.pid = Some(pid);
-                rec.loaded = loaded;
-                st.next_pid += 1;
-            }
-            _ => {
-                rec.pid = None;
-                rec.loaded = false;
-            }
+        let extraction = st.zips.get(&name).map(|z| adm::extract(z));
+        if let Some(adm::Extraction::Huge(_)) = extraction {
+            st.frozen_until = Some(Instant::now() + shared.options.freeze);
+        }
+        if let Some(adm::Extraction::Ok { .. }) = extraction {
+            life::start(shared, st, &name);
+        } else if let Some(rec) = st.db.get_mut(&name) {
+            rec.pid = None;
+            rec.loaded = false;
         }
     }
 }
 
 async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
-    let mut conn = http::Conn::new(stream);
-    loop {
-        let head = match conn.read_head().await {
-            Ok(Some(h)) => h,
-            Ok(None) | Err(_) => return,
-        };
-        let started = Instant::now();
-        let (record, response, after) = handle(&shared, &mut conn, &head).await;
-        let mut record = record;
-        let Some(response) = response else {
-            record.server_micros = started.elapsed().as_micros() as u64;
-            shared.lock().requests.push(record);
-            // Dropping a socket with unread input makes the kernel send a RST.
-            return;
-        };
-        let slow = shared.lock().faults.slow;
-        if !slow.is_zero() {
-            tokio::time::sleep(slow).await;
-        }
-        let written = conn.write_response(&response).await;
-        record.status = Some(response.status);
+    let service = hyper::service::service_fn(move |req| serve_request(shared.clone(), req));
+    // An error here is a connection the fake (or the client) cut: nothing to do.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}
+
+/// Err: drop the connection without an answer (hyper then closes it).
+async fn serve_request(
+    shared: Arc<Shared>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<hyper::body::Bytes>>, std::io::Error> {
+    let cut = || std::io::Error::other("connection cut by the fake");
+    if req
+        .headers()
+        .get("upgrade")
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && let Some(host) = rpc::engine_io_host(req.uri().path())
+    {
+        return rpc::upgrade(shared, req, host).await.ok_or_else(cut);
+    }
+    let head = Head::of(&req);
+    let body = req.into_body();
+    let started = Instant::now();
+    let (mut record, response, after) = handle(&shared, body, &head).await;
+    let Some(response) = response else {
         record.server_micros = started.elapsed().as_micros() as u64;
-        let down = {
-            let mut st = shared.lock();
-            st.requests.push(record);
-            let mut down = after;
-            if let Some((n, d)) = st.faults.down_after_requests.as_mut() {
-                *n -= 1;
-                if *n == 0 {
-                    down = Some(*d);
-                    st.faults.down_after_requests = None;
-                }
+        shared.lock().requests.push(record);
+        return Err(cut());
+    };
+    delay_answer(&shared, record.route).await;
+    record.status = Some(response.status);
+    record.server_micros = started.elapsed().as_micros() as u64;
+    let down = {
+        let mut st = shared.lock();
+        st.requests.push(record);
+        let mut down = after;
+        if let Some((n, d)) = st.faults.down_after_requests.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                down = Some(*d);
+                st.faults.down_after_requests = None;
             }
-            down
+        }
+        down
+    };
+    if let Some(d) = down {
+        // After the answer is on its way, as the real server would go down.
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            shared.go_down(d);
+        });
+    }
+    Ok(response.into_hyper())
+}
+
+/// Slow-answer faults, and the freeze after a huge entry.
+async fn delay_answer(shared: &Shared, route: Option<Route>) {
+    let (slow, frozen_until) = {
+        let st = shared.lock();
+        let extra = if route == Some(Route::Deploy) {
+            st.faults.slow_deploy
+        } else {
+            Duration::ZERO
         };
-        if let Some(d) = down {
-            let _ = shared.control.send(Control::Down(d));
-            return;
-        }
-        if written.is_err() {
-            return;
-        }
+        (st.faults.slow + extra, st.frozen_until)
+    };
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    if let Some(until) = frozen_until {
+        tokio::time::sleep_until(until.into()).await;
     }
 }
 
@@ -452,60 +616,29 @@ fn take_fault(list: &mut Vec<Route>, route: Route) -> bool {
 /// Returns the record, the answer (None: drop the connection) and an optional
 /// restart to perform after answering.
 async fn handle(
-    shared: &Shared,
-    conn: &mut http::Conn,
+    shared: &Arc<Shared>,
+    body: hyper::body::Incoming,
     head: &Head,
 ) -> (RequestRecord, Option<Response>, Option<Duration>) {
     let query = head.query_pairs();
-    let npm_package = query
-        .iter()
-        .find(|(k, _)| k == "npmPackage")
-        .map(|(_, v)| v.clone());
-    let token = &shared.options.token;
-    let authorized = head
-        .header("authorization")
-        .is_some_and(|a| a.strip_prefix("Bearer ") == Some(token.as_str()))
-        || query
-            .iter()
-            .any(|(k, v)| k == "scryptedToken" && v == token);
-    let route = match (head.method.as_str(), head.path.as_str()) {
-        ("POST", "/web/component/script/setup") => Some(Route::Setup),
-        ("POST", "/web/component/script/deploy") => Some(Route::Deploy),
-        _ => None,
-    };
-    let content_type = head.header("content-type").map(|s| s.to_string());
-    let mut record = RequestRecord {
-        method: head.method.clone(),
-        path: head.path.clone(),
-        route,
-        npm_package: npm_package.clone(),
-        content_type: content_type.clone(),
-        authorized,
-        chunked: head.chunked(),
-        content_length: head.content_length(),
-        body_len: 0,
-        body_md5: None,
-        status: None,
-        server_micros: 0,
-    };
+    let mut record = RequestRecord::of(head, authorized(shared, head));
+    let (route, npm_package) = (record.route, record.npm_package.clone());
+    let content_type = record.content_type.clone();
 
     let reset = route.is_some_and(|r| take_fault(&mut shared.lock().faults.reset_next, r));
     // Express reads (or discards) the body before routing errors are answered; the
     // fake does the same so the connection stays usable.
-    let body = match conn.read_body(head, reset).await {
+    let body = match http::read_body(body, head, reset).await {
         Ok(BodyOutcome::Complete(b)) => b,
         Ok(BodyOutcome::CutOff(n)) | Err(http::BodyError::Io(n)) => {
             record.body_len = n;
             return (record, None, None);
         }
-        Err(http::BodyError::Malformed) => {
-            return (record, Some(Response::text(400, "Bad Request")), None);
-        }
     };
     record.body_len = body.len() as u64;
     record.body_md5 = Some(md5_hex(&body));
 
-    if head.path.starts_with("/web/component/") && !authorized {
+    if head.path.starts_with("/web/component/") && !record.authorized {
         return (record, Some(Response::text(401, "Not Authorized")), None);
     }
     if let Some(r) = route
@@ -539,6 +672,17 @@ async fn handle(
         None
     };
     (record, Some(response), after)
+}
+
+/// The admin token as a bearer header or `scryptedToken` query parameter.
+fn authorized(shared: &Shared, head: &Head) -> bool {
+    let token = &shared.options.token;
+    head.header("authorization")
+        .is_some_and(|a| a.strip_prefix("Bearer ") == Some(token.as_str()))
+        || head
+            .query_pairs()
+            .iter()
+            .any(|(k, v)| k == "scryptedToken" && v == token)
 }
 
 /// The media type of a Content-Type header, without parameters, lowercased.
@@ -595,13 +739,13 @@ fn setup(shared: &Shared, npm: Option<&str>, content_type: Option<&str>, body: &
         return Response::text(500, "Internal Server Error");
     };
     let mut st = shared.lock();
-    let rec = st.db.entry(npm.to_string()).or_default();
+    let rec = record(&mut st, npm);
     rec.package_json = package_json;
     Response::text(200, "ok")
 }
 
 fn deploy(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     npm: Option<&str>,
     content_type: Option<&str>,
     body: Vec<u8>,
@@ -628,7 +772,6 @@ fn deploy(
     let md5 = md5_hex(&zip);
     // The zip is written to the database before anything is checked.
     st.zips.insert(npm.clone(), zip.clone());
-    let pid = st.next_pid;
     let rec = st.db.get_mut(&npm).expect("checked above");
     rec.zip_md5 = Some(md5.clone());
     rec.deploys += 1;
@@ -644,36 +787,51 @@ fn deploy(
             "TypeError: Cannot read properties of undefined (reading 'slice')",
         );
     }
-    // Kill the running worker and delete its files before looking at the new zip.
-    rec.pid = None;
     rec.loaded = false;
+    rebind(shared, st, &npm, &zip, &md5)
+}
+
+/// Kills the running worker and deletes its files, then extracts the new zip (and
+/// only then finds out whether it can) and forks the new worker.
+fn rebind(shared: &Arc<Shared>, st: &mut State, npm: &str, zip: &[u8], md5: &str) -> Response {
+    life::kill(st, npm);
+    let _ = shared.events.send(life::Event::HostChanged(npm.into()));
     let plugin_dir = shared
         .options
         .volume
         .as_ref()
-        .map(|v| v.join("plugins").join(&npm));
+        .map(|v| v.join("plugins").join(npm));
     if let Some(dir) = &plugin_dir {
         let _ = fs::remove_dir_all(dir.join("unzipped"));
         let _ = fs::remove_dir_all(dir.join("zip"));
     }
-    let loaded = match inspect_zip(&zip) {
-        Ok(loaded) => loaded,
-        Err(_) => {
-            return Response::text(500, "Error: ADM-ZIP: Invalid or unsupported zip format");
-        }
-    };
+    if let Some(body) = st.faults.fail_after_kill.take() {
+        return Response::text(500, body);
+    }
+    let extraction = adm::extract(zip);
+    if let adm::Extraction::Huge(_) = extraction {
+        st.frozen_until = Some(Instant::now() + shared.options.freeze);
+        life::refreeze_while_stored(shared, npm, md5);
+    }
+    if let Some(body) = extraction.error_body() {
+        return Response::text(500, body);
+    }
     if let Some(dir) = &plugin_dir
-        && let Err(e) = write_volume(dir, &md5, &zip)
+        && let Err(e) = write_volume(dir, md5, zip)
     {
         return Response::text(500, format!("Error: {e}"));
     }
-    rec.pid = Some(pid);
-    rec.loaded = loaded;
-    st.next_pid += 1;
+    life::start(shared, st, npm);
+    if let Some(rec) = st.db.get(npm) {
+        let state = life::plugin_state(npm, &rec.package_json);
+        let _ = shared
+            .events
+            .send(life::Event::Device(rec.id.clone(), Some(state)));
+    }
     Response::text(200, "ok")
 }
 
-fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir.join("zip"))?;
     fs::write(dir.join("zip").join(format!("1-{md5}.zip")), zip)?;
     let unzipped = dir.join("unzipped");
@@ -687,17 +845,10 @@ fn write_volume(dir: &Path, md5: &str, zip: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Ok(loaded): the zip is readable; `loaded` tells whether it has a main module.
-fn inspect_zip(zip: &[u8]) -> Result<bool, ()> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).map_err(|_| ())?;
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|_| ())?;
-        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|_| ())?;
-    }
-    Ok(archive.index_for_name("main.nodejs.js").is_some())
-}
-
 fn other(shared: &Shared, head: &Head) -> Response {
+    if let Some(host) = rpc::engine_io_host(&head.path) {
+        return rpc::polling(shared, &host);
+    }
     if let Some(rest) = head.path.strip_prefix("/endpoint/") {
         let mut parts = rest.split('/');
         let first = parts.next().unwrap_or("");
@@ -708,7 +859,11 @@ fn other(shared: &Shared, head: &Head) -> Response {
         };
         let st = shared.lock();
         return match st.db.get(&name) {
-            Some(rec) if rec.zip_md5.is_some() => Response::text(200, format!("{name} endpoint")),
+            // Only a plugin with an HTTP handler answers; any other answers exactly
+            // like a missing one (docs/scrypted-api.md §6).
+            Some(rec) if rec.zip_md5.is_some() && has_http_handler(&rec.package_json) => {
+                Response::text(200, format!("{name} endpoint"))
+            }
             _ => Response::text(404, endpoint_not_found_body(&name)),
         };
     }
@@ -732,6 +887,13 @@ fn other(shared: &Shared, head: &Head) -> Response {
             head.method, head.path
         ),
     )
+}
+
+fn has_http_handler(package_json: &Value) -> bool {
+    package_json
+        .pointer("/scrypted/interfaces")
+        .and_then(Value::as_array)
+        .is_some_and(|i| i.iter().any(|x| x == "HttpRequestHandler"))
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {

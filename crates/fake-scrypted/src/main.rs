@@ -29,6 +29,9 @@ enum Cmd {
         /// Delay every answer, to stand in for the real server's work.
         #[arg(long, default_value_t = 0)]
         slow_ms: u64,
+        /// From fork to "loaded" (the real server: 450-700 ms).
+        #[arg(long, default_value_t = 500)]
+        load_delay_ms: u64,
     },
     /// Write a test plugin (package.json + plugin.zip) into DIR.
     MakePlugin {
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             volume,
             startup_delay_ms,
             slow_ms,
+            load_delay_ms,
         } => {
             let server = FakeScrypted::start(Options {
                 token,
@@ -58,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
                 volume,
                 port,
                 control_endpoint: true,
+                load_delay: Duration::from_millis(load_delay_ms),
+                ..Options::default()
             })?;
             server.set_slow(Duration::from_millis(slow_ms));
             let mut term =

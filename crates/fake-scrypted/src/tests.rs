@@ -1,4 +1,4 @@
-//! The fake's own contract, checked against `shared/scrypted-api.md`.
+//! The fake's own contract, checked against `docs/scrypted-api.md`.
 
 use std::time::{Duration, Instant};
 
@@ -153,10 +153,11 @@ async fn setup_then_deploy_installs_the_md5_named_zip() {
     assert_eq!(fs::read(&on_disk).expect("installed"), zip);
     let rec = e.server.plugin(name).expect("record");
     assert!(rec.pid.is_some() && rec.loaded);
-    assert_eq!(
-        e.http.get(&ep).send().await.expect("send").status(),
-        StatusCode::OK
-    );
+    // Installed and running, but without an HTTP handler: answered exactly like a
+    // missing plugin (docs/scrypted-api.md §6).
+    let r = e.http.get(&ep).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.text().await.expect("t"), endpoint_not_found_body(name));
 
     // Redeploying the same zip restarts the plugin.
     let first_pid = rec.pid;
@@ -224,6 +225,100 @@ async fn corrupt_zip_kills_the_running_plugin_and_it_stays_down() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(e.server.wait_up(Duration::from_secs(5)).await);
     assert_eq!(e.server.plugin("p").expect("record").pid, None);
+}
+
+/// Deploys `zip` over a running plugin; returns the answer and whether it runs.
+async fn deploy_over_running(e: &Env, zip: Vec<u8>) -> (StatusCode, String, Option<u64>) {
+    let (pj, good) = e.plugin("p");
+    e.setup("p", &pj, Some("application/json")).await;
+    e.deploy("p", good, Some("application/zip")).await;
+    assert!(e.server.plugin("p").expect("record").pid.is_some());
+    let (status, body) = e.deploy("p", zip, Some("application/zip")).await;
+    (status, body, e.server.plugin("p").expect("record").pid)
+}
+
+#[tokio::test]
+async fn zips_that_pass_a_crc_check_still_break_the_extractor() {
+    use fixture::{RawEntry, plugin_entries, raw_zip};
+    let e = env(Duration::ZERO).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let mut lying = RawEntry::new("fs/a.js", b"hello");
+    lying.local_size = Some(6);
+    let mut entries = plugin_entries();
+    entries.push(lying);
+    let (status, body, pid) = deploy_over_running(&e, raw_zip(&entries)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body.contains("ADM-ZIP: CRC32 checksum failed \"fs/a.js\""),
+        "{body}"
+    );
+    assert_eq!(pid, None, "killed first");
+
+    let mut entries = plugin_entries();
+    entries.push(RawEntry::new("a", b"file"));
+    entries.push(RawEntry::new("a/b", b"under a file"));
+    let (status, body, pid) = deploy_over_running(&e, raw_zip(&entries)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("ENOTDIR") && body.contains("a/b"), "{body}");
+    assert_eq!(pid, None, "killed first");
+}
+
+#[tokio::test]
+async fn a_huge_entry_freezes_the_whole_server() {
+    use fixture::{RawEntry, plugin_entries, raw_zip};
+    let volume = tempfile::tempdir().expect("tempdir");
+    let e = Env {
+        server: FakeScrypted::start(Options {
+            token: TOKEN.into(),
+            volume: Some(volume.path().to_path_buf()),
+            freeze: Duration::from_millis(1500),
+            crash_restart: Duration::from_secs(3),
+            ..Options::default()
+        })
+        .expect("start"),
+        http: reqwest::Client::new(),
+        volume,
+        plugins: tempfile::tempdir().expect("tempdir"),
+    };
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let mut huge = RawEntry::new("fs/zeros", b"");
+    huge.central_size = Some(1 << 31);
+    let mut entries = plugin_entries();
+    entries.push(huge);
+    let started = Instant::now();
+    let (status, body, pid) = deploy_over_running(&e, raw_zip(&entries)).await;
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("RangeError"), "{body}");
+    assert_eq!(pid, None);
+    // At the next boot the stored zip freezes it again.
+    e.server.restart(Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let started = Instant::now();
+    let r = e
+        .http
+        .get(format!("{}/login", e.server.url()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    // And again at the server's next retry (crash_restart after the deploy).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut refrozen = false;
+    while !refrozen && Instant::now() < deadline {
+        let started = Instant::now();
+        let login = e.http.get(format!("{}/login", e.server.url())).send();
+        assert_eq!(login.await.expect("answer").status(), StatusCode::OK);
+        refrozen = started.elapsed() >= Duration::from_millis(1000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refrozen, "frozen again at the retry");
 }
 
 #[tokio::test]
@@ -307,4 +402,109 @@ async fn faults_fire_once() {
     assert_eq!(resets.len(), 1);
     assert!(resets[0].body_len > 0);
     assert!(resets[0].body_len < resets[0].content_length.expect("length sent"));
+}
+
+#[tokio::test]
+async fn engine_io_polling_is_harmless_and_a_websocket_to_a_missing_plugin_kills_the_server() {
+    let e = env(Duration::ZERO).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let (pj, zip) = e.plugin("@scrypted/p");
+    e.setup("@scrypted/p", &pj, Some("application/json")).await;
+    e.deploy("@scrypted/p", zip, Some("application/zip")).await;
+    let poll = |name: &str| {
+        format!(
+            "{}/endpoint/{name}/engine.io/api/?EIO=4&transport=polling",
+            e.server.url()
+        )
+    };
+    let r = e
+        .http
+        .get(poll("@scrypted/p"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("body").starts_with("0{"));
+    let r = e
+        .http
+        .get(poll("@scrypted/missing"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(!e.server.crashed_by_websocket());
+    // A WebSocket upgrade to the missing plugin, unauthenticated even.
+    let upgrade = e
+        .http
+        .get(poll("@scrypted/missing").replace("polling", "websocket"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await;
+    assert!(upgrade.is_err(), "no answer: {upgrade:?}");
+    assert!(e.server.crashed_by_websocket());
+    assert!(
+        !e.server.wait_up(Duration::from_millis(300)).await,
+        "the server is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_crashing_plugin_is_restarted_after_the_delay_and_logs_why() {
+    let volume = tempfile::tempdir().expect("tempdir");
+    let e = Env {
+        server: FakeScrypted::start(Options {
+            token: TOKEN.into(),
+            volume: Some(volume.path().to_path_buf()),
+            load_delay: Duration::from_millis(50),
+            crash_restart: Duration::from_millis(400),
+            ..Options::default()
+        })
+        .expect("start"),
+        http: reqwest::Client::new(),
+        volume,
+        plugins: tempfile::tempdir().expect("tempdir"),
+    };
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let dir = e.plugins.path().join("crash");
+    let mut spec = PluginSpec::new("@scrypted/crash", "1.0.0");
+    spec.main_js = Some(format!("{CRASH_MARKER}\nprocess.exit(1);\n"));
+    spec.write(&dir).expect("write");
+    let pj = spec.package_json().to_string();
+    e.setup("@scrypted/crash", &pj, Some("application/json"))
+        .await;
+    let zip = fs::read(dir.join("plugin.zip")).expect("zip");
+    assert_eq!(
+        e.deploy("@scrypted/crash", zip, Some("application/zip"))
+            .await
+            .0,
+        StatusCode::OK,
+        "200 before it crashes"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(e.server.plugin("@scrypted/crash").expect("rec").pid, None);
+    let crashes = |e: &Env| {
+        e.server
+            .logs()
+            .iter()
+            .filter(|l| {
+                l.message
+                    .contains("unexpectedly exited, restarting in 400ms")
+            })
+            .count()
+    };
+    assert_eq!(crashes(&e), 1);
+    // Restarted after the delay, and crashes again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(crashes(&e), 2);
+    let loading = e
+        .server
+        .logs()
+        .iter()
+        .filter(|l| l.message == "loading @scrypted/crash")
+        .count();
+    assert_eq!(loading, 2);
 }

@@ -66,12 +66,44 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Transport { .. } => true,
+            Self::Status { status, .. } if self.is_extraction_failure() => {
+                debug_assert!(status.is_server_error());
+                false
+            }
             Self::Status { status, .. } => {
                 status.is_server_error() || *status == StatusCode::REQUEST_TIMEOUT
             }
             Self::BadToken | Self::Build(_) | Self::Unauthorized { .. } | Self::File { .. } => {
                 false
             }
+        }
+    }
+}
+
+impl ClientError {
+    /// Scrypted could not extract the zip (`docs/scrypted-api.md` §5): the same zip
+    /// fails the same way every time, and every try kills the running plugin again.
+    pub fn is_extraction_failure(&self) -> bool {
+        match self {
+            Self::Status { status, body, .. } => {
+                status.is_server_error()
+                    && ["ADM-ZIP", "ENOTDIR", "RangeError"]
+                        .iter()
+                        .any(|m| body.contains(m))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the server got far enough in a deploy to kill the running plugin:
+    /// it answered (200, or a 500 from extraction), rather than refusing the request
+    /// before touching the plugin.
+    pub fn deploy_reached_the_plugin(&self) -> bool {
+        match self {
+            Self::Status { status, body, .. } => {
+                status.is_server_error() && !body.contains("npm package not found")
+            }
+            _ => false,
         }
     }
 }
@@ -119,6 +151,19 @@ impl Client {
         Ok(Self { http, base, auth })
     }
 
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The `Authorization` value, for the RPC connection (never logged).
+    pub fn auth(&self) -> &str {
+        self.auth.to_str().unwrap_or("")
+    }
+
     fn url(&self, path: &str, npm_package: Option<&str>) -> Url {
         let mut url = self.base.clone();
         url.set_path(path);
@@ -142,14 +187,15 @@ impl Client {
         }
     }
 
-    /// `GET /web/component/script/setup`: no side effects on the server.
-    pub async fn probe(&self) -> Probe {
+    /// `GET /web/component/script/setup`: no side effects on the server. Gives up
+    /// after `timeout`, so a wait never outlasts its budget.
+    pub async fn probe(&self, timeout: Duration) -> Probe {
         let url = self.url("/web/component/script/setup", None);
         let res = self
             .http
             .get(url.clone())
             .header(AUTHORIZATION, self.auth.clone())
-            .timeout(Duration::from_secs(10))
+            .timeout(timeout)
             .send()
             .await;
         match res {
@@ -227,32 +273,4 @@ impl Client {
             .map_err(|e| Self::send_error(&url, e))?;
         Self::check(url, res).await
     }
-
-    /// Whether `/endpoint/<name>/` reaches the plugin rather than the server's own
-    /// "not found". Only a missing plugin gets that exact answer.
-    pub async fn endpoint_present(&self, name: &str) -> Result<bool, ClientError> {
-        let url = self.url(&format!("/endpoint/{name}/"), None);
-        let res = self
-            .http
-            .get(url.clone())
-            .header(AUTHORIZATION, self.auth.clone())
-            .timeout(SMALL_REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| Self::send_error(&url, e))?;
-        if res.status() == StatusCode::UNAUTHORIZED {
-            return Err(ClientError::Unauthorized { url });
-        }
-        if res.status() != StatusCode::NOT_FOUND {
-            return Ok(true);
-        }
-        let body = res.text().await.unwrap_or_default();
-        Ok(!is_server_not_found(&body))
-    }
-}
-
-/// Scrypted's own answer for a plugin it does not have:
-/// `Not Found (plugin or device "<name>" not found)`.
-pub fn is_server_not_found(body: &str) -> bool {
-    body.contains("(plugin or device") && body.contains("not found)")
 }

@@ -1,8 +1,8 @@
 //! The JSON config written by the NixOS module.
 //!
-//! Parsing walks the JSON by hand before handing each value to serde, so every error
-//! names the key it is about (`plugins[3].path`): serde's own messages for nested
-//! values carry no path, and the person reading them is looking at a Nix expression.
+//! serde does the walking (`deny_unknown_fields`, small validating newtypes) and
+//! `serde_path_to_error` tells which key an error is about (`plugins[3].path`): the
+//! person reading the message is looking at a Nix expression, not at this code.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 
 /// Longest readiness wait accepted; past a day a typo is more likely than intent.
 pub const MAX_READY_TIMEOUT_SECS: u64 = 86_400;
@@ -26,6 +24,10 @@ pub struct Config {
     pub ready_timeout: Duration,
     pub plugins: Vec<PluginDecl>,
     pub allow_remote: bool,
+    /// Leave Scrypted's own plugin auto-update alone (default: turn it off).
+    pub auto_update: bool,
+    /// Uninstall plugins sideloadd installed earlier and no longer declared.
+    pub prune: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,39 +38,80 @@ pub struct PluginDecl {
     pub key: String,
 }
 
-/// The accepted shape, for serde. Unknown keys are rejected here too, so the two
-/// cannot drift apart silently.
+/// The accepted shape. Each value type checks itself, so an error carries the key
+/// of the value it is about.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
     server: String,
-    token_file: String,
-    state_dir: String,
+    token_file: AbsPath,
+    state_dir: AbsPath,
     #[serde(default)]
-    volume: Option<String>,
-    ready_timeout_secs: u64,
+    volume: Option<AbsPath>,
+    ready_timeout_secs: ReadyTimeout,
     plugins: Vec<RawPlugin>,
     #[serde(default)]
     allow_remote: bool,
+    #[serde(default)]
+    auto_update: bool,
+    #[serde(default)]
+    prune: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlugin {
-    name: String,
-    path: String,
+    name: NpmName,
+    path: AbsPath,
 }
 
-const ROOT_KEYS: &[(&str, bool)] = &[
-    ("server", true),
-    ("tokenFile", true),
-    ("stateDir", true),
-    ("volume", false),
-    ("readyTimeoutSecs", true),
-    ("plugins", true),
-    ("allowRemote", false),
-];
-const PLUGIN_KEYS: &[(&str, bool)] = &[("name", true), ("path", true)];
+/// A non-empty absolute path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct AbsPath(PathBuf);
+
+impl TryFrom<String> for AbsPath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        let p = PathBuf::from(&s);
+        if !p.is_absolute() {
+            return Err(format!("{s:?} is relative; an absolute path is required"));
+        }
+        Ok(Self(p))
+    }
+}
+
+/// A valid npm package name (see [`check_npm_name`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct NpmName(String);
+
+impl TryFrom<String> for NpmName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        check_npm_name(&s).map(|()| Self(s))
+    }
+}
+
+/// 1 to [`MAX_READY_TIMEOUT_SECS`] seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u64")]
+struct ReadyTimeout(Duration);
+
+impl TryFrom<u64> for ReadyTimeout {
+    type Error = String;
+    fn try_from(secs: u64) -> Result<Self, String> {
+        if secs == 0 || secs > MAX_READY_TIMEOUT_SECS {
+            return Err(format!(
+                "must be between 1 and {MAX_READY_TIMEOUT_SECS}, got {secs}"
+            ));
+        }
+        Ok(Self(Duration::from_secs(secs)))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -101,141 +144,77 @@ impl Config {
 
     /// `origin` is only used in messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
             path: origin.to_path_buf(),
-            key: key.to_string(),
+            key,
             message,
         };
-        let value: Value = serde_json::from_str(text).map_err(|source| ConfigError::Syntax {
-            path: origin.to_path_buf(),
-            source,
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| ConfigError::Syntax {
+                path: origin.to_path_buf(),
+                source,
+            })?;
+        // serde would also read a struct from a JSON list, by position.
+        if !value.is_object() {
+            return Err(invalid("(root)".into(), "must be a JSON object".into()));
+        }
+        let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let (key, message) = key_and_message(&e.path().to_string(), e.inner());
+            invalid(key, message)
         })?;
-        let root = value
-            .as_object()
-            .ok_or_else(|| invalid("(root)", "must be a JSON object".into()))?;
-        check_keys(root, ROOT_KEYS, "").map_err(|(k, m)| invalid(&k, m))?;
-        let plugins = root
-            .get("plugins")
-            .and_then(Value::as_array)
-            .ok_or_else(|| invalid("plugins", "must be a list of {name, path}".into()))?;
-        for (i, p) in plugins.iter().enumerate() {
-            let key = format!("plugins[{i}]");
-            let obj = p
-                .as_object()
-                .ok_or_else(|| invalid(&key, "must be an object {name, path}".into()))?;
-            check_keys(obj, PLUGIN_KEYS, &format!("{key}.")).map_err(|(k, m)| invalid(&k, m))?;
-            field::<String>(obj, "name", &key).map_err(|(k, m)| invalid(&k, m))?;
-            field::<String>(obj, "path", &key).map_err(|(k, m)| invalid(&k, m))?;
-        }
-        for (key, _) in ROOT_KEYS {
-            if *key != "plugins" && root.get(*key).is_some_and(|v| !v.is_null()) {
-                check_root_type(root, key).map_err(|(k, m)| invalid(&k, m))?;
-            }
-        }
-        // Every key has been checked one by one; this cannot fail on shape any more,
-        // but a failure is still reported rather than assumed away.
-        let raw: RawConfig =
-            serde_json::from_value(value.clone()).map_err(|e| invalid("(root)", e.to_string()))?;
-
         let server =
-            parse_server(&raw.server, raw.allow_remote).map_err(|m| invalid("server", m))?;
-        let token_file = absolute(&raw.token_file).map_err(|m| invalid("tokenFile", m))?;
-        let state_dir = absolute(&raw.state_dir).map_err(|m| invalid("stateDir", m))?;
-        let volume = raw
-            .volume
-            .as_deref()
-            .map(absolute)
-            .transpose()
-            .map_err(|m| invalid("volume", m))?;
-        if raw.ready_timeout_secs == 0 || raw.ready_timeout_secs > MAX_READY_TIMEOUT_SECS {
-            return Err(invalid(
-                "readyTimeoutSecs",
-                format!(
-                    "must be between 1 and {MAX_READY_TIMEOUT_SECS}, got {}",
-                    raw.ready_timeout_secs
-                ),
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        let mut decls = Vec::with_capacity(raw.plugins.len());
-        for (i, p) in raw.plugins.into_iter().enumerate() {
-            let key = format!("plugins[{i}]");
-            check_npm_name(&p.name).map_err(|m| invalid(&format!("{key}.name"), m))?;
-            if !seen.insert(p.name.clone()) {
-                return Err(invalid(
-                    &format!("{key}.name"),
-                    format!("{:?} is declared more than once", p.name),
-                ));
-            }
-            let path = absolute(&p.path).map_err(|m| invalid(&format!("{key}.path"), m))?;
-            decls.push(PluginDecl {
-                name: p.name,
-                path,
-                key,
-            });
-        }
+            parse_server(&raw.server, raw.allow_remote).map_err(|m| invalid("server".into(), m))?;
+        let plugins = plugin_decls(raw.plugins).map_err(|(k, m)| invalid(k, m))?;
         Ok(Config {
             server,
-            token_file,
-            state_dir,
-            volume,
-            ready_timeout: Duration::from_secs(raw.ready_timeout_secs),
-            plugins: decls,
+            token_file: raw.token_file.0,
+            state_dir: raw.state_dir.0,
+            volume: raw.volume.map(|v| v.0),
+            ready_timeout: raw.ready_timeout_secs.0,
+            plugins,
             allow_remote: raw.allow_remote,
+            auto_update: raw.auto_update,
+            prune: raw.prune,
         })
     }
 }
 
-fn check_keys(
-    obj: &Map<String, Value>,
-    known: &[(&str, bool)],
-    prefix: &str,
-) -> Result<(), (String, String)> {
-    for k in obj.keys() {
-        if !known.iter().any(|(name, _)| name == k) {
-            let expected: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+/// serde reports a missing key at the object that lacks it; the person fixing the
+/// config wants the key itself (`tokenFile`, `plugins[0].path`).
+fn key_and_message(path: &str, err: &serde_json::Error) -> (String, String) {
+    let message = err.to_string();
+    let parent = if path == "." { "" } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field);
+    match missing {
+        Some(field) if parent.is_empty() => (field.into(), "is required".into()),
+        Some(field) => (format!("{parent}.{field}"), "is required".into()),
+        None if parent.is_empty() => ("(root)".into(), message),
+        None => (parent.into(), message),
+    }
+}
+
+/// Names must be unique: two paths for one plugin cannot both be deployed.
+fn plugin_decls(raw: Vec<RawPlugin>) -> Result<Vec<PluginDecl>, (String, String)> {
+    let mut seen = BTreeSet::new();
+    let mut decls = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = format!("plugins[{i}]");
+        if !seen.insert(p.name.0.clone()) {
             return Err((
-                format!("{prefix}{k}"),
-                format!("unknown key (expected one of: {})", expected.join(", ")),
+                format!("{key}.name"),
+                format!("{:?} is declared more than once", p.name.0),
             ));
         }
+        decls.push(PluginDecl {
+            name: p.name.0,
+            path: p.path.0,
+            key,
+        });
     }
-    for (name, required) in known {
-        if *required && obj.get(*name).is_none_or(Value::is_null) {
-            return Err((format!("{prefix}{name}"), "is required".into()));
-        }
-    }
-    Ok(())
-}
-
-fn field<T: DeserializeOwned>(
-    obj: &Map<String, Value>,
-    name: &str,
-    parent: &str,
-) -> Result<T, (String, String)> {
-    let v = obj.get(name).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(v).map_err(|e| (format!("{parent}.{name}"), e.to_string()))
-}
-
-fn check_root_type(root: &Map<String, Value>, key: &str) -> Result<(), (String, String)> {
-    let v = root.get(key).cloned().unwrap_or(Value::Null);
-    let res = match key {
-        "readyTimeoutSecs" => serde_json::from_value::<u64>(v).map(drop),
-        "allowRemote" => serde_json::from_value::<bool>(v).map(drop),
-        _ => serde_json::from_value::<String>(v).map(drop),
-    };
-    res.map_err(|e| (key.to_string(), e.to_string()))
-}
-
-fn absolute(s: &str) -> Result<PathBuf, String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    let p = PathBuf::from(s);
-    if !p.is_absolute() {
-        return Err(format!("{s:?} is relative; an absolute path is required"));
-    }
-    Ok(p)
+    Ok(decls)
 }
 
 fn parse_server(s: &str, allow_remote: bool) -> Result<Url, String> {
@@ -303,6 +282,7 @@ pub fn check_npm_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn parse(v: Value) -> Result<Config, ConfigError> {
         Config::parse(&v.to_string(), Path::new("test.json"))
@@ -386,6 +366,36 @@ mod tests {
         let mut v = base();
         v["stateDir"] = "".into();
         assert_eq!(key_of(parse(v)), "stateDir");
+    }
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        let message = |v: Value| match parse(v) {
+            Err(ConfigError::Invalid { message, .. }) => message,
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let mut v = base();
+        v["plugins"][0]["nmae"] = "x".into();
+        let m = message(v);
+        assert!(m.contains("expected `name` or `path`"), "{m}");
+        let mut v = base();
+        v.as_object_mut().expect("object").remove("server");
+        assert_eq!(message(v), "is required");
+        let mut v = base();
+        v["readyTimeoutSecs"] = 90_000.into();
+        assert!(message(v).contains("between 1 and 86400"));
+        assert_eq!(
+            key_of(Config::parse("[1]", Path::new("x"))),
+            "(root)",
+            "a config that is not an object"
+        );
+    }
+
+    #[test]
+    fn a_null_volume_is_no_volume() {
+        let mut v = base();
+        v["volume"] = Value::Null;
+        assert!(parse(v).expect("valid").volume.is_none());
     }
 
     #[test]

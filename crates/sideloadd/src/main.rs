@@ -94,7 +94,7 @@ fn check_config(path: &std::path::Path) -> u8 {
 fn status(path: &std::path::Path) -> u8 {
     let result = Config::load(path)
         .context("loading config")
-        .and_then(|c| sideloadd::provision::status(&c).context("reading state"));
+        .and_then(|c| sideloadd::status::status(&c).context("reading state"));
     match result {
         Ok(lines) => {
             let width = lines.iter().map(|l| l.name.len()).max().unwrap_or(0);
@@ -147,7 +147,7 @@ fn run(path: &std::path::Path) -> u8 {
         }
         let notifier = Notifier;
         let watchdog = notifier.start_watchdog();
-        let result = sideloadd::provision::run(&config, shutdown, notifier.clone()).await;
+        let result = sideloadd::run::run(&config, shutdown, notifier.clone()).await;
         if let Some(w) = watchdog {
             w.abort();
         }

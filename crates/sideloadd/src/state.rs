@@ -54,6 +54,10 @@ impl Deployed {
 struct StateFile {
     format: u32,
     plugins: BTreeMap<String, Deployed>,
+    /// Plugins sideloadd installed that are no longer declared: never trusted
+    /// for skipping a deploy, only for `prune` (which removes only these).
+    #[serde(default)]
+    undeclared: BTreeMap<String, Deployed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,9 +122,28 @@ impl State {
     /// Drops entries for plugins no longer declared, so a plugin removed and later
     /// declared again is not trusted on an old claim.
     pub fn retain(&mut self, declared: &[&str]) {
+        let (keep, gone) = std::mem::take(&mut self.data.plugins)
+            .into_iter()
+            .partition(|(name, _)| declared.contains(&name.as_str()));
+        self.data.plugins = keep;
+        self.data.undeclared.extend(gone);
         self.data
-            .plugins
-            .retain(|name, _| declared.contains(&name.as_str()));
+            .undeclared
+            .retain(|name, _| !declared.contains(&name.as_str()));
+    }
+
+    /// Plugins sideloadd installed in an earlier run and no longer declared.
+    pub fn undeclared(&self) -> Vec<(String, Deployed)> {
+        self.data
+            .undeclared
+            .iter()
+            .map(|(n, d)| (n.clone(), d.clone()))
+            .collect()
+    }
+
+    /// The plugin was uninstalled (prune) or is gone: nothing left to claim.
+    pub fn forget_undeclared(&mut self, name: &str) {
+        self.data.undeclared.remove(name);
     }
 
     pub fn forget(&mut self, name: &str) {
@@ -220,6 +243,10 @@ mod tests {
         s.record("b", Deployed::of(&plugin("2")));
         s.retain(&["b"]);
         assert!(s.get("a").is_none());
+        assert_eq!(s.undeclared().len(), 1, "kept for prune");
+        s.retain(&["a", "b"]);
+        assert!(s.undeclared().is_empty(), "declared again: not prunable");
+        assert!(s.get("a").is_none(), "and not trusted on the old claim");
         assert!(s.get("b").is_some());
     }
 }

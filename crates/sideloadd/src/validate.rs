@@ -6,13 +6,14 @@
 //! plugin that fails one is never sent.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 use serde_json::Value;
 
 use crate::config::PluginDecl;
+use crate::zipcheck;
 
 /// The raw body limit of Scrypted's deploy route (`bodyParser.raw`, 100 MB).
 pub const MAX_ZIP_BYTES: u64 = 100_000_000;
@@ -46,16 +47,10 @@ pub enum PluginError {
     },
     #[error("{path}: {problem}")]
     PackageJson { path: PathBuf, problem: String },
-    #[error("{path} is not a readable zip: {source}")]
+    #[error("{path} would break Scrypted's extractor: {source}")]
     Zip {
         path: PathBuf,
-        source: zip::result::ZipError,
-    },
-    #[error("{path}: entry {entry:?} is damaged: {source}")]
-    ZipEntry {
-        path: PathBuf,
-        entry: String,
-        source: io::Error,
+        source: zipcheck::ZipProblem,
     },
     #[error("{path} has no {entry}, Scrypted would start nothing")]
     NoMain { path: PathBuf, entry: &'static str },
@@ -64,10 +59,10 @@ pub enum PluginError {
 }
 
 /// Validates `decl.path`: package.json names the declared plugin, has a version and a
-/// `scrypted` section; plugin.zip is complete (central directory readable, every
-/// entry's CRC checks) and has the entry its runtime loads (`main.nodejs.js`, or
-/// `main.py` for a python plugin). Blocking I/O; reads the zip twice
-/// in small buffers (never whole into memory).
+/// `scrypted` section; plugin.zip passes every check of [`zipcheck`] (nothing
+/// Scrypted's extractor chokes on) and has the entry its runtime loads
+/// (`main.nodejs.js`, or `main.py` for a python plugin). Blocking I/O; reads the zip
+/// twice in small buffers (never whole into memory).
 pub fn validate(decl: &PluginDecl) -> Result<ValidPlugin, PluginError> {
     let pj_path = decl.path.join("package.json");
     let package_json = std::fs::read(&pj_path).map_err(|source| PluginError::Read {
@@ -151,36 +146,11 @@ fn check_zip(path: &Path, entry_name: &'static str) -> Result<(), PluginError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut archive =
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|source| PluginError::Zip {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut has_main = false;
-    let mut buf = vec![0u8; 64 * 1024];
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|source| PluginError::Zip {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let name = entry.name().to_string();
-        has_main |= name == entry_name;
-        // Reading an entry to its end makes the zip crate compare the CRC.
-        loop {
-            match entry.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(source) => {
-                    return Err(PluginError::ZipEntry {
-                        path: path.to_path_buf(),
-                        entry: name,
-                        source,
-                    });
-                }
-            }
-        }
-    }
-    if !has_main {
+    let names = zipcheck::check(file).map_err(|source| PluginError::Zip {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !names.iter().any(|n| n == entry_name) {
         return Err(PluginError::NoMain {
             path: path.to_path_buf(),
             entry: entry_name,
@@ -299,10 +269,7 @@ mod tests {
         spec.write(t.path()).expect("write");
         fixture::corrupt_zip_data(t.path()).expect("corrupt");
         let err = validate(&decl(t.path(), "p")).expect_err("crc");
-        assert!(
-            matches!(err, PluginError::ZipEntry { .. } | PluginError::Zip { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, PluginError::Zip { .. }), "{err}");
 
         let mut no_main = spec.clone();
         no_main.main_js = None;

@@ -180,7 +180,7 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
         ..Setup::default()
     })
     .await;
-    for _ in 0..sideloadd::provision::MAX_ATTEMPTS {
+    for _ in 0..sideloadd::run::MAX_ATTEMPTS {
         h.server.fail_next(Route::Deploy);
     }
     let out = h.run().await;
@@ -190,7 +190,7 @@ async fn persistent_server_errors_fail_the_plugin_by_name() {
         "{}",
         out.stderr
     );
-    let attempts = format!("after {} attempts", sideloadd::provision::MAX_ATTEMPTS);
+    let attempts = format!("after {} attempts", sideloadd::run::MAX_ATTEMPTS);
     assert!(out.stderr.contains(&attempts), "{}", out.stderr);
     h.assert_running(1);
     // A failed plugin is not recorded as deployed: the next run tries again.
@@ -277,4 +277,67 @@ async fn sigterm_interrupts_the_readiness_wait_at_once() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("0 of 3 plugins in place"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_hung_deploy_within_10_s() {
+    let h = Harness::start(Setup::default()).await;
+    assert!(h.server.wait_up(Duration::from_secs(5)).await);
+    h.server.set_slow_deploys(Duration::from_secs(120));
+    let child = h
+        .command(&["run", "--config", crate::harness::path_str(&h.config)])
+        .spawn()
+        .expect("spawn");
+    // Validation, probe and the first setup take well under this.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent = std::time::Instant::now();
+    let out = stop_with_sigterm(child).await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        sent.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was abandoned"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readiness_probe_that_hangs_does_not_outlast_the_timeout() {
+    let h = Harness::start(Setup {
+        ready_timeout_secs: 2,
+        ..Setup::default()
+    })
+    .await;
+    assert!(h.server.wait_up(Duration::from_secs(5)).await);
+    // Every answer, the probe's included, comes after the whole budget.
+    h.server.set_slow(Duration::from_secs(30));
+    let out = h.run().await;
+    out.assert_code(3);
+    assert!(
+        out.elapsed < Duration::from_millis(3500),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(
+        out.stderr.contains("was not ready within 2 s"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_deploy_each_plugin_once() {
+    let h = Harness::start(Setup::default()).await;
+    h.server.set_slow(Duration::from_millis(200));
+    let (a, b) = tokio::join!(h.run(), h.run());
+    a.assert_code(0);
+    b.assert_code(0);
+    assert_eq!(h.deploys(), vec![1, 1, 1]);
+    assert!(
+        a.stderr.contains("another sideloadd run is in progress")
+            || b.stderr.contains("another sideloadd run is in progress"),
+        "{}\n{}",
+        a.stderr,
+        b.stderr
+    );
 }

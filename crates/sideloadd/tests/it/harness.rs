@@ -133,6 +133,13 @@ impl Harness {
         std::fs::write(&self.config, c.to_string()).expect("config");
     }
 
+    /// Replaces plugin `i` by `spec` (name included) and writes it.
+    pub fn set_spec(&mut self, i: usize, spec: PluginSpec) {
+        spec.write(&self.plugin_dir(i)).expect("plugin");
+        self.specs[i] = spec;
+        self.write_config(|_| {});
+    }
+
     /// Rewrites plugin `i` as a new version (new zip bytes).
     pub fn bump(&mut self, i: usize, version: &str) {
         self.specs[i] = PluginSpec::new(&self.specs[i].name, version);

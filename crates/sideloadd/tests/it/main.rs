@@ -7,4 +7,7 @@ mod faults;
 mod harness;
 mod notify;
 mod provision;
+mod real_rpc;
 mod real_server;
+mod rpc;
+mod zips;

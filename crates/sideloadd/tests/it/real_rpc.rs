@@ -1,0 +1,171 @@
+//! The RPC scenarios against a real Scrypted, when one is given:
+//! `SCRYPTED_SERVER` (base URL), `SCRYPTED_SERVER_TOKEN_FILE`, and optionally
+//! `SCRYPTED_SERVER_VOLUME`. Without them each test says why it skips (CI has no
+//! real server). Plugin names are unique per test, and each test prunes what it
+//! installed, so the server can be shared.
+
+use std::path::PathBuf;
+
+use fake_scrypted::fixture::PluginSpec;
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::harness::path_str;
+
+struct Real {
+    dir: TempDir,
+    server: String,
+    token_file: String,
+    volume: Option<String>,
+    prefix: String,
+}
+
+fn real(test: &str) -> Option<Real> {
+    let (Ok(server), Ok(token_file)) = (
+        std::env::var("SCRYPTED_SERVER"),
+        std::env::var("SCRYPTED_SERVER_TOKEN_FILE"),
+    ) else {
+        eprintln!(
+            "{test}: skipped: SCRYPTED_SERVER and SCRYPTED_SERVER_TOKEN_FILE are not set (no real Scrypted)"
+        );
+        return None;
+    };
+    Some(Real {
+        dir: tempfile::tempdir().expect("tempdir"),
+        server,
+        token_file,
+        volume: std::env::var("SCRYPTED_SERVER_VOLUME").ok(),
+        prefix: format!("@scrypted/sideloadd-it-{}", fastrand::u32(..)),
+    })
+}
+
+impl Real {
+    fn name(&self, i: usize) -> String {
+        format!("{}-{i}", self.prefix)
+    }
+
+    fn plugin(&self, spec: &PluginSpec) -> PathBuf {
+        let dir = self
+            .dir
+            .path()
+            .join(spec.name.replace('/', "+"))
+            .join(&spec.version);
+        spec.write(&dir).expect("plugin");
+        dir
+    }
+
+    /// Runs sideloadd with these plugins; returns (exit code, stderr).
+    fn run(&self, plugins: &[PathBuf], edit: impl FnOnce(&mut serde_json::Value)) -> (i32, String) {
+        let decls: Vec<_> = plugins
+            .iter()
+            .map(|p| {
+                let pj: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(p.join("package.json")).expect("pj"))
+                        .expect("json");
+                json!({"name": pj["name"], "path": p})
+            })
+            .collect();
+        let mut c = json!({
+            "server": self.server, "tokenFile": self.token_file,
+            "stateDir": self.dir.path().join("state"), "readyTimeoutSecs": 30,
+            "plugins": decls,
+        });
+        if let Some(v) = &self.volume {
+            c["volume"] = json!(v);
+        }
+        edit(&mut c);
+        let config = self.dir.path().join("config.json");
+        std::fs::write(&config, c.to_string()).expect("config");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sideloadd"))
+            .args(["run", "--config", path_str(&config)])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), stderr)
+    }
+
+    /// Uninstalls everything this test installed.
+    fn clean_up(&self) {
+        let (code, stderr) = self.run(&[], |c| c["prune"] = true.into());
+        assert_eq!(code, 0, "{stderr}");
+    }
+}
+
+fn failing(name: &str, version: &str) -> PluginSpec {
+    let mut s = PluginSpec::new(name, version);
+    s.main_js = Some(format!(
+        "{}Error: real boom\nthrow new Error(\"real boom\");\n",
+        fake_scrypted::FAIL_LOAD_MARKER
+    ));
+    s
+}
+
+#[test]
+fn real_rpc_loads_are_confirmed_and_a_second_run_deploys_nothing() {
+    let Some(r) = real("real_rpc_loads_are_confirmed") else {
+        return;
+    };
+    let plugins = [r.plugin(&PluginSpec::new(&r.name(0), "1.0.0"))];
+    let (code, stderr) = r.run(&plugins, |_| {});
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("loaded"), "{stderr}");
+    let (code, stderr) = r.run(&plugins, |_| {});
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 plugins in place, 1 skipped"), "{stderr}");
+    r.clean_up();
+}
+
+#[test]
+fn real_rpc_a_failed_load_is_named_and_a_bad_upgrade_rolled_back() {
+    let Some(r) = real("real_rpc_a_failed_load") else {
+        return;
+    };
+    let good = r.plugin(&PluginSpec::new(&r.name(0), "1.0.0"));
+    let (code, stderr) = r.run(std::slice::from_ref(&good), |_| {});
+    assert_eq!(code, 0, "{stderr}");
+    let bad = r.plugin(&failing(&r.name(0), "2.0.0"));
+    let (code, stderr) = r.run(&[bad], |_| {});
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("did not load: Error: real boom")
+            && stderr.contains("previous version 1.0.0 was redeployed"),
+        "{stderr}"
+    );
+    r.clean_up();
+}
+
+#[test]
+fn real_rpc_prune_removes_what_sideloadd_installed() {
+    let Some(r) = real("real_rpc_prune") else {
+        return;
+    };
+    let plugins = [0, 1].map(|i| r.plugin(&PluginSpec::new(&r.name(i), "1.0.0")));
+    let (code, stderr) = r.run(&plugins, |_| {});
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = r.run(&plugins[..1], |c| c["prune"] = true.into());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 pruned"), "{stderr}");
+    if let Some(v) = &r.volume {
+        let gone = PathBuf::from(v).join("plugins").join(r.name(1));
+        assert!(!gone.exists(), "{}", gone.display());
+    }
+    r.clean_up();
+}
+
+#[test]
+fn real_rpc_without_a_volume_nothing_is_guessed() {
+    let Some(r) = real("real_rpc_without_a_volume") else {
+        return;
+    };
+    let plugins = [r.plugin(&PluginSpec::new(&r.name(0), "1.0.0"))];
+    let no_volume = |c: &mut serde_json::Value| {
+        c.as_object_mut().expect("object").remove("volume");
+    };
+    let (code, stderr) = r.run(&plugins, no_volume);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = r.run(&plugins, no_volume);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 plugins in place, 1 skipped"), "{stderr}");
+    r.clean_up();
+}
