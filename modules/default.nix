@@ -160,6 +160,7 @@ let
     stateDir = "/var/lib/scrypted-sideload";
     inherit volume;
     readyTimeoutSecs = cfg.readyTimeout;
+    inherit (cfg) autoUpdate prune;
     plugins = map (name: {
       name = availablePlugins.${name}.pluginName or "@scrypted/${name}";
       path = "${availablePlugins.${name}}";
@@ -406,6 +407,30 @@ in
       description = ''
         Open the HTTPS port (and, for a cluster server, the cluster port) in the firewall.
         The plain-HTTP port stays closed.
+      '';
+    };
+
+    autoUpdate = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Whether Scrypted may update plugins itself. Once `@scrypted/core` (the web UI) is
+        installed, its "Autoupdate Plugins" automation installs npm's latest version over every
+        older plugin daily at 03:15 and uninstalls deprecated ones, so pinned plugins would not
+        stay pinned. With `false` every sideloadd run turns that automation off, which also stops
+        the automatic updates of plugins installed by hand in the web UI. With `true` it is left
+        alone; sideloadd then puts the pinned versions back at its next run.
+      '';
+    };
+
+    prune = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Uninstall plugins that sideloadd installed in an earlier run and that are no longer
+        declared in `plugins` (as the web UI's remove does: their settings and devices are gone).
+        Plugins sideloadd never installed (installed by hand) are never touched. With `false`,
+        removing a name leaves the plugin installed and sideloadd lists it in its log.
       '';
     };
 
@@ -678,6 +703,19 @@ in
       # progress is the unit's status line (sd_notify STATUS=). A failed run
       # is retried with a growing delay; an invalid config (exit 2) is not:
       # `check-config` already refuses those when the system is built.
+      # Repairs drift (a plugin Scrypted or a user replaced, a wiped volume)
+      # within minutes instead of at the next boot; a run with nothing to do
+      # deploys nothing and restarts no plugin.
+      systemd.timers.scrypted-sideload = {
+        description = "Provision declared Scrypted plugins again, every 15 minutes";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "15min";
+          OnUnitInactiveSec = "15min";
+          RandomizedDelaySec = "1min";
+        };
+      };
+
       systemd.services.scrypted-sideload = {
         description = "Provision declared Scrypted plugins";
         wantedBy = [
@@ -705,6 +743,8 @@ in
           RestartSteps = 6;
           RestartMaxDelaySec = "15min";
           RestartPreventExitStatus = 2;
+          # SIGTERM ends a run within 10 s, even in the middle of a request.
+          TimeoutStopSec = 15;
           LoadCredential = [ "token:${tokenPath}" ];
           WatchdogSec = "5min";
 

@@ -282,6 +282,10 @@ let
         type = types.attrsOf (types.submodule serviceOptions);
         default = { };
       };
+      systemd.timers = mkOption {
+        type = types.attrsOf (types.submodule { freeformType = types.attrsOf types.anything; });
+        default = { };
+      };
     };
   };
 
@@ -412,7 +416,9 @@ let
     )
     ++ check "server: config keys" (
       lib.attrNames sideloadJson == [
+        "autoUpdate"
         "plugins"
+        "prune"
         "readyTimeoutSecs"
         "server"
         "stateDir"
@@ -442,7 +448,26 @@ let
       && sideloadJson.stateDir == "/var/lib/scrypted-sideload"
       && sideloadJson.volume == "/var/lib/scrypted/volume"
       && sideloadJson.readyTimeoutSecs == 600
+      && sideloadJson.autoUpdate == false
+      && sideloadJson.prune == false
     ) (builtins.toJSON sideloadJson)
+    ++ check "server: autoUpdate and prune reach sideloadd" (
+      let
+        set = evalWith {
+          settings = {
+            plugins = [ "snapshot" ];
+            autoUpdate = true;
+            prune = true;
+          };
+        };
+        json = (lib.head set.systemd.services.scrypted-sideload.restartTriggers).env.unchecked.settings;
+      in
+      json.autoUpdate && json.prune
+    ) "autoUpdate/prune not passed on"
+    ++ check "server: a timer repairs drift every 15 minutes" (
+      server.systemd.timers.scrypted-sideload.timerConfig.OnUnitInactiveSec or null == "15min"
+      && lib.elem "timers.target" server.systemd.timers.scrypted-sideload.wantedBy
+    ) (builtins.toJSON (server.systemd.timers.scrypted-sideload or null))
     ++ check "server: config checked at build time" (
       hasInfix "sideloadd check-config" configDrv.script
       && configDrv.env.nativeBuildInputs == [ sideloadd ]
@@ -483,6 +508,7 @@ let
           RestartSteps = 6;
           RestartMaxDelaySec = "15min";
           RestartPreventExitStatus = 2;
+          TimeoutStopSec = 15;
           DynamicUser = true;
           SupplementaryGroups = [ "scrypted" ];
           StateDirectory = "scrypted-sideload";

@@ -99,7 +99,8 @@ pkgs.runCommand "scrypted-module-eval"
     echo "evaluated $serverSystem and $clientSystem"
 
     jq -e '
-      (keys == ["plugins", "readyTimeoutSecs", "server", "stateDir", "tokenFile", "volume"])
+      (keys == ["autoUpdate", "plugins", "prune", "readyTimeoutSecs", "server", "stateDir", "tokenFile", "volume"])
+      and (.autoUpdate == false) and (.prune == false)
       and ([.plugins[].name] == ["@scrypted/snapshot", "@scrypted/homekit"])
       and (.server == "http://127.0.0.1:11080")
       and (.tokenFile == "/run/credentials/scrypted-sideload.service/token")
@@ -108,7 +109,7 @@ pkgs.runCommand "scrypted-module-eval"
     # NixOS writes one Key=value line per list element.
     unit=$sideloadUnitPath
     for line in \
-      Type=exec Restart=on-failure RestartPreventExitStatus=2 DynamicUser=true SupplementaryGroups=scrypted \
+      Type=exec Restart=on-failure RestartPreventExitStatus=2 TimeoutStopSec=15 DynamicUser=true SupplementaryGroups=scrypted \
       StateDirectory=scrypted-sideload ProtectSystem=strict ProtectHome=true PrivateTmp=true \
       PrivateDevices=true NoNewPrivileges=true IPAddressDeny=any IPAddressAllow=localhost \
       RestrictAddressFamilies=AF_INET RestrictAddressFamilies=AF_INET6 RestrictAddressFamilies=AF_UNIX \
