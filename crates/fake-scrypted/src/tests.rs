@@ -17,12 +17,19 @@ struct Env {
 }
 
 async fn env(startup: Duration) -> Env {
+    env_with(Options {
+        startup_delay: startup,
+        ..Options::default()
+    })
+}
+
+/// A fake with these options, the test token and a volume of its own.
+fn env_with(options: Options) -> Env {
     let volume = tempfile::tempdir().expect("tempdir");
     let server = FakeScrypted::start(Options {
         token: TOKEN.into(),
-        startup_delay: startup,
         volume: Some(volume.path().to_path_buf()),
-        ..Options::default()
+        ..options
     })
     .expect("start");
     Env {
@@ -266,20 +273,11 @@ async fn zips_that_pass_a_crc_check_still_break_the_extractor() {
 #[tokio::test]
 async fn a_huge_entry_freezes_the_whole_server() {
     use fixture::{RawEntry, plugin_entries, raw_zip};
-    let volume = tempfile::tempdir().expect("tempdir");
-    let e = Env {
-        server: FakeScrypted::start(Options {
-            token: TOKEN.into(),
-            volume: Some(volume.path().to_path_buf()),
-            freeze: Duration::from_millis(1500),
-            crash_restart: Duration::from_secs(3),
-            ..Options::default()
-        })
-        .expect("start"),
-        http: reqwest::Client::new(),
-        volume,
-        plugins: tempfile::tempdir().expect("tempdir"),
-    };
+    let e = env_with(Options {
+        freeze: Duration::from_millis(1500),
+        crash_restart: Duration::from_secs(3),
+        ..Options::default()
+    });
     assert!(e.server.wait_up(Duration::from_secs(5)).await);
     let mut huge = RawEntry::new("fs/zeros", b"");
     huge.central_size = Some(1 << 31);
@@ -454,20 +452,11 @@ async fn engine_io_polling_is_harmless_and_a_websocket_to_a_missing_plugin_kills
 
 #[tokio::test]
 async fn a_crashing_plugin_is_restarted_after_the_delay_and_logs_why() {
-    let volume = tempfile::tempdir().expect("tempdir");
-    let e = Env {
-        server: FakeScrypted::start(Options {
-            token: TOKEN.into(),
-            volume: Some(volume.path().to_path_buf()),
-            load_delay: Duration::from_millis(50),
-            crash_restart: Duration::from_millis(400),
-            ..Options::default()
-        })
-        .expect("start"),
-        http: reqwest::Client::new(),
-        volume,
-        plugins: tempfile::tempdir().expect("tempdir"),
-    };
+    let e = env_with(Options {
+        load_delay: Duration::from_millis(50),
+        crash_restart: Duration::from_millis(400),
+        ..Options::default()
+    });
     assert!(e.server.wait_up(Duration::from_secs(5)).await);
     let dir = e.plugins.path().join("crash");
     let mut spec = PluginSpec::new("@scrypted/crash", "1.0.0");
