@@ -13,10 +13,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 update=$PWD/nix/packages/scrypted/update.sh
 committed_pin=$PWD/nix/packages/scrypted/pin.json
+# shellcheck source=tests/nix/lib/serve.sh
+source tests/nix/lib/serve.sh
 tmp=$(mktemp -d)
-server_pid=
+served_pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
+  [[ -n $served_pid ]] && kill "$served_pid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -30,14 +32,8 @@ fail() {
 # (http.server ignores the query string).
 root=$tmp/www
 mkdir -p "$root/api/repos/koush/scrypted" "$root/gh/koush/scrypted/archive"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$root" >"$tmp/http.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do
-  curl -fs -o /dev/null "http://127.0.0.1:$port/" && break
-  sleep 0.1
-done
-export SCRYPTED_GITHUB=http://127.0.0.1:$port/gh SCRYPTED_GITHUB_API=http://127.0.0.1:$port/api
+serve "$root" "$tmp/http.log"
+export SCRYPTED_GITHUB=$served_url/gh SCRYPTED_GITHUB_API=$served_url/api
 
 # Publishes $2 (a directory) as the archive of commit $1 and makes $1 the
 # newest server commit.

@@ -12,10 +12,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo=$PWD
 
+# shellcheck source=tests/nix/lib/serve.sh
+source tests/nix/lib/serve.sh
 tmp=$(mktemp -d)
-server_pid=
+served_pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
+  [[ -n $served_pid ]] && kill "$served_pid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -63,16 +65,10 @@ jq -n --arg v "$new_version" '{name: "@scrypted/openvino", version: $v, scrypted
 tar -czf "$www/@scrypted/openvino/-/openvino-$new_version.tgz" -C "$tmp/pkg" package
 integrity=sha512-$(python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' \
   "$www/@scrypted/openvino/-/openvino-$new_version.tgz")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-registry=http://127.0.0.1:$port
+serve "$www" "$tmp/http.log"
+registry=$served_url
 jq -n --arg v "$new_version" --arg i "$integrity" --arg t "$registry/@scrypted/openvino/-/openvino-$new_version.tgz" \
   '{name: "@scrypted/openvino", version: $v, dist: {integrity: $i, tarball: $t}}' >"$www/@scrypted/openvino/latest"
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$www" >"$tmp/http.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do
-  curl -fs -o /dev/null "$registry/@scrypted/openvino/latest" && break
-  sleep 0.1
-done
 printf '# a comment\nregistry = "%s"  # the mirror\n\n[hold]\nregistry = "0.0.1"\n' "$registry" >"$work/nix/plugins/nixgen.toml"
 
 # The server's step has nowhere to go: a closed port answers at once.
