@@ -532,7 +532,7 @@ async fn login_checks_the_seeded_admin_and_changes_nothing() {
         serde_json::json!({"username": "admin", "password": "guess"}),
     )
     .await;
-    assert_eq!(wrong["error"], "Incorrect username or password.");
+    assert_eq!(wrong["error"], "Incorrect password.");
     let right = login(
         &e,
         serde_json::json!({"username": "admin", "password": admin.password}),
@@ -543,7 +543,8 @@ async fn login_checks_the_seeded_admin_and_changes_nothing() {
     // Neither attempt changed the user, nor created the unknown one.
     let after = e.server.user("admin").expect("still there");
     assert_eq!((after.password, after.token), (admin.password, admin.token));
-    login(&e, serde_json::json!({"username": "eve", "password": "x"})).await;
+    let unknown = login(&e, serde_json::json!({"username": "eve", "password": "x"})).await;
+    assert_eq!(unknown["error"], "User does not exist.");
     assert!(e.server.user("eve").is_none());
 }
 

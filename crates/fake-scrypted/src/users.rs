@@ -75,9 +75,14 @@ pub fn login(shared: &Shared, body: &[u8]) -> Response {
                             "expiration": 86_400_000, "addresses": []});
             Response::json(200, ok.to_string())
         }
-        _ => Response::json(
+        // The answers measured on 0.144.2.
+        Some(_) => Response::json(
             200,
-            json!({"error": "Incorrect username or password.", "hasLogin": true}).to_string(),
+            json!({"error": "Incorrect password.", "hasLogin": true}).to_string(),
+        ),
+        None => Response::json(
+            200,
+            json!({"error": "User does not exist.", "hasLogin": true}).to_string(),
         ),
     }
 }
