@@ -26,6 +26,7 @@ mod life;
 mod rpc;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -44,6 +45,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::http::{BodyOutcome, Head, Response};
 pub use crate::life::{CRASH_MARKER, FAIL_LOAD_MARKER, Latest, LogEntry};
+pub use crate::users::{User, UsersCall};
 
 /// Express's `bodyParser.json()` default limit, which also applies to bodies sent
 /// without a Content-Type (measured: 413 above it).
@@ -78,6 +80,9 @@ pub struct Options {
     pub crash_restart: Duration,
     /// Core creates its auto-update automation this long after it loads.
     pub automation_delay: Duration,
+    /// `SCRYPTED_ADMIN_USERNAME`: at boot, this user is created with a random
+    /// password if missing. None: no user until the first `POST /login`.
+    pub admin_username: Option<String>,
 }
 
 impl Default for Options {
@@ -92,6 +97,7 @@ impl Default for Options {
             load_delay: Duration::from_millis(300),
             crash_restart: Duration::from_secs(60),
             automation_delay: Duration::from_millis(200),
+            admin_username: Some("admin".into()),
         }
     }
 }
@@ -198,6 +204,8 @@ struct State {
     /// Pongs received on RPC sessions.
     pongs: u64,
     crashed_by_websocket: bool,
+    users: BTreeMap<String, User>,
+    users_calls: Vec<UsersCall>,
 }
 
 #[derive(Debug)]
@@ -257,6 +265,8 @@ impl FakeScrypted {
                 automation: None,
                 pongs: 0,
                 crashed_by_websocket: false,
+                users: BTreeMap::new(),
+                users_calls: Vec::new(),
             }),
             control,
             events: tokio::sync::broadcast::channel(256).0,
@@ -365,6 +375,7 @@ impl FakeScrypted {
             let mut st = self.shared.lock();
             st.db.clear();
             st.zips.clear();
+            st.users.clear();
         }
         if let Some(volume) = &self.shared.options.volume {
             let _ = fs::remove_dir_all(volume.join("plugins"));
@@ -407,6 +418,24 @@ impl FakeScrypted {
     /// Engine.io pongs received (answers to the server's pings).
     pub fn pongs(&self) -> u64 {
         self.shared.lock().pongs
+    }
+
+    /// The user of that name, as the fake's database holds it.
+    pub fn user(&self, username: &str) -> Option<User> {
+        self.shared.lock().users.get(username).cloned()
+    }
+
+    /// Every call to the RPC `users` component since the fake started.
+    pub fn users_calls(&self) -> Vec<UsersCall> {
+        self.shared.lock().users_calls.clone()
+    }
+
+    /// How many times `addUser` was called.
+    pub fn add_user_calls(&self) -> usize {
+        self.users_calls()
+            .iter()
+            .filter(|c| matches!(c, UsersCall::AddUser { .. }))
+            .count()
     }
 
     /// Stores a setup record directly, as an earlier sideloader would have.
@@ -509,6 +538,7 @@ fn boot(shared: &Arc<Shared>) {
     let mut guard = shared.lock();
     let st = &mut *guard;
     st.boots += 1;
+    users::seed_admin(st, shared.options.admin_username.as_deref());
     let names: Vec<String> = st.db.keys().cloned().collect();
     for name in names {
         let extraction = st.zips.get(&name).map(|z| adm::extract(z));
@@ -663,6 +693,15 @@ async fn handle(
             content_type.as_deref(),
             body,
             query.iter().any(|(k, _)| k == "no-rebind"),
+        ),
+        // Express's JSON parser leaves the body empty for another content type.
+        None if head.method == "POST" && head.path == "/login" => users::login(
+            shared,
+            if is_json(content_type.as_deref()) {
+                &body
+            } else {
+                b""
+            },
         ),
         None => other(shared, head),
     };

@@ -202,7 +202,7 @@ fn dispatch(shared: &Arc<Shared>, msg: &Value) -> Result<Value, String> {
     let method = msg["method"].as_str().unwrap_or("");
     match (target, method) {
         ("API", "getComponent") => match arg(msg, 0) {
-            c @ ("plugins" | "logger") => Ok(proxy(c)),
+            c @ ("plugins" | "logger" | "users") => Ok(proxy(c)),
             c => Err(format!("unknown component {c}")),
         },
         ("API", "getDeviceById") => Ok(proxy(&format!("device:{}", arg(msg, 0)))),
@@ -226,6 +226,7 @@ fn dispatch(shared: &Arc<Shared>, msg: &Value) -> Result<Value, String> {
                 .flatten();
             Ok(found.unwrap_or(Value::Null))
         }
+        ("users", method) => crate::users::dispatch(shared, method, &msg["args"]),
         ("logger", "getLogs") => Ok(json!(shared.lock().logs)),
         (device, "turnOff") if device.starts_with("device:") => {
             life::turn_off(shared, &device["device:".len()..])

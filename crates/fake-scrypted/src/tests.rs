@@ -497,3 +497,64 @@ async fn a_crashing_plugin_is_restarted_after_the_delay_and_logs_why() {
         .count();
     assert_eq!(loading, 2);
 }
+
+async fn login(e: &Env, body: Value) -> Value {
+    let r = e
+        .http
+        .post(format!("{}/login", e.server.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_checks_the_seeded_admin_and_changes_nothing() {
+    let e = env(Duration::ZERO).await;
+    assert!(e.server.wait_up(Duration::from_secs(5)).await);
+    let admin = e.server.user("admin").expect("seeded at boot");
+    assert!(admin.acl_id.is_none() && admin.password.len() >= 16);
+    let wrong = login(
+        &e,
+        serde_json::json!({"username": "admin", "password": "guess"}),
+    )
+    .await;
+    assert_eq!(wrong["error"], "Incorrect password.");
+    let right = login(
+        &e,
+        serde_json::json!({"username": "admin", "password": admin.password}),
+    )
+    .await;
+    assert!(right.get("error").is_none(), "{right}");
+    assert_eq!(right["username"], "admin");
+    // Neither attempt changed the user, nor created the unknown one.
+    let after = e.server.user("admin").expect("still there");
+    assert_eq!((after.password, after.token), (admin.password, admin.token));
+    let unknown = login(&e, serde_json::json!({"username": "eve", "password": "x"})).await;
+    assert_eq!(unknown["error"], "User does not exist.");
+    assert!(e.server.user("eve").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_users_the_first_login_creates_the_admin() {
+    let server = FakeScrypted::start(Options {
+        admin_username: None,
+        ..Options::default()
+    })
+    .expect("start");
+    assert!(server.wait_up(Duration::from_secs(5)).await);
+    let r: Value = reqwest::Client::new()
+        .post(format!("{}/login", server.url()))
+        .json(&serde_json::json!({"username": "first", "password": "come-served"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["username"], "first");
+    let u = server.user("first").expect("created by login");
+    assert_eq!(u.password, "come-served");
+}

@@ -110,7 +110,7 @@ impl ClientError {
 
 /// reqwest's Display stops at "error sending request"; the cause (refused, reset)
 /// is what an operator needs.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -28,7 +28,14 @@ pub struct Config {
     pub auto_update: bool,
     /// Uninstall plugins sideloadd installed earlier and no longer declared.
     pub prune: bool,
+    /// File holding the password the admin user must have (read by `run` only).
+    pub admin_password_file: Option<PathBuf>,
+    /// Scrypted's admin user (`SCRYPTED_ADMIN_USERNAME`).
+    pub admin_username: String,
 }
+
+/// Scrypted's own default admin user name, the module's too.
+pub const DEFAULT_ADMIN_USERNAME: &str = "admin";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginDecl {
@@ -56,6 +63,10 @@ struct RawConfig {
     auto_update: bool,
     #[serde(default)]
     prune: bool,
+    #[serde(default)]
+    admin_password_file: Option<AbsPath>,
+    #[serde(default)]
+    admin_username: Option<UserName>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +104,24 @@ impl TryFrom<String> for NpmName {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         check_npm_name(&s).map(|()| Self(s))
+    }
+}
+
+/// A user name as the NixOS module accepts it: `[A-Za-z0-9._-]+`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct UserName(String);
+
+impl TryFrom<String> for UserName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if s.is_empty() || !s.chars().all(ok) {
+            return Err(format!(
+                "{s:?} is not a user name (letters, digits, '.', '_' and '-' only)"
+            ));
+        }
+        Ok(Self(s))
     }
 }
 
@@ -175,6 +204,10 @@ impl Config {
             allow_remote: raw.allow_remote,
             auto_update: raw.auto_update,
             prune: raw.prune,
+            admin_password_file: raw.admin_password_file.map(|p| p.0),
+            admin_username: raw
+                .admin_username
+                .map_or_else(|| DEFAULT_ADMIN_USERNAME.to_string(), |u| u.0),
         })
     }
 }
@@ -389,6 +422,36 @@ mod tests {
             "(root)",
             "a config that is not an object"
         );
+    }
+
+    #[test]
+    fn admin_password_keys() {
+        let c = parse(base()).expect("valid");
+        assert_eq!(
+            (c.admin_password_file, c.admin_username.as_str()),
+            (None, "admin")
+        );
+        let mut v = base();
+        v["adminPasswordFile"] = "/run/credentials/x/admin-password".into();
+        v["adminUsername"] = "ops.team_1-a".into();
+        let c = parse(v).expect("valid");
+        assert_eq!(
+            c.admin_password_file.as_deref(),
+            Some(Path::new("/run/credentials/x/admin-password"))
+        );
+        assert_eq!(c.admin_username, "ops.team_1-a");
+        for (key, bad) in [
+            ("adminPasswordFile", Value::from("relative/pw")),
+            ("adminPasswordFile", Value::from("")),
+            ("adminUsername", Value::from("")),
+            ("adminUsername", Value::from("ad min")),
+            ("adminUsername", Value::from("root;")),
+            ("adminUsername", Value::from(3)),
+        ] {
+            let mut v = base();
+            v[key] = bad.clone();
+            assert_eq!(key_of(parse(v)), key, "{bad}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod deploy;
 pub mod keep;
 pub mod lock;
 pub mod notify;
+pub mod password;
 pub mod rpc;
 pub mod run;
 mod session;

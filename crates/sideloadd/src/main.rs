@@ -152,7 +152,7 @@ fn run(path: &std::path::Path) -> u8 {
             w.abort();
         }
         match result {
-            Ok(outcome) if outcome.failed.is_empty() => {
+            Ok(outcome) if outcome.succeeded() => {
                 let summary = outcome.summary();
                 tracing::info!(
                     deployed = outcome.deployed.len(),
@@ -167,6 +167,9 @@ fn run(path: &std::path::Path) -> u8 {
                 notifier.status(&summary);
                 for f in &outcome.failed {
                     eprintln!("error: plugin {} failed: {}", f.name, f.reason);
+                }
+                if let Some(why) = &outcome.admin_password_failed {
+                    eprintln!("error: admin password not set: {why}");
                 }
                 eprintln!("error: {summary}");
                 EXIT_PLUGIN_FAILED

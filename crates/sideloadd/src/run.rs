@@ -17,6 +17,9 @@
 //! - A plugin whose exact bytes are recorded *and* still installed (volume, RPC) is
 //!   not sent again, so a reboot with nothing changed restarts no plugin; anything
 //!   else installed over it is drift, and it is deployed again.
+//! - With `adminPasswordFile`, the admin user ends up with that password
+//!   (`password.rs`), set only when it differs; a failure there fails the run
+//!   (exit 1) but never stops plugin provisioning.
 //! - One run at a time per stateDir ([`crate::lock`]); after SIGTERM a run ends
 //!   within [`STOP_GRACE`] plus a moment.
 
@@ -34,6 +37,7 @@ use crate::deploy::PluginResult;
 use crate::keep;
 use crate::lock::{self, LockError};
 use crate::notify::Notifier;
+use crate::password;
 use crate::rpc::Installed;
 use crate::session::Session;
 use crate::state::{Deployed, State, StateError};
@@ -98,10 +102,25 @@ pub struct Outcome {
     pub failed: Vec<Failure>,
     /// Uninstalled because no longer declared (`prune`).
     pub pruned: Vec<String>,
+    /// Why the admin password from `adminPasswordFile` could not be set.
+    pub admin_password_failed: Option<String>,
 }
 
 impl Outcome {
+    /// Every plugin in place and, when declared, the admin password set.
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty() && self.admin_password_failed.is_none()
+    }
+
     pub fn summary(&self) -> String {
+        let password = match self.admin_password_failed {
+            Some(_) => "; admin password not set",
+            None => "",
+        };
+        format!("{}{password}", self.plugins_summary())
+    }
+
+    fn plugins_summary(&self) -> String {
         let in_place = self.deployed.len() + self.unchanged.len();
         let pruned = match self.pruned.len() {
             0 => String::new(),
@@ -199,8 +218,8 @@ async fn run_to_end(
     let _lock = lock::acquire(&config.state_dir, lock::LOCK_WAIT, &shutdown).await?;
     let mut state = open_state(config)?;
     let to_prune = config.prune && !state.undeclared().is_empty();
-    if config.plugins.is_empty() && !to_prune {
-        // Nothing to put in place or remove; no reason to wait for the server.
+    if config.plugins.is_empty() && !to_prune && config.admin_password_file.is_none() {
+        // Nothing to put in place, remove or set; no reason to wait for the server.
         return Ok(Outcome::default());
     }
     let mut session = Session {
@@ -230,6 +249,8 @@ async fn run_to_end(
     }
     confirm::confirm_all(&session, awaiting, &mut state, &mut outcome).await?;
     upkeep::auto_update(&session, &mut outcome).await;
+    // After the deploys: on a first boot they install the plugin that hosts RPC.
+    password::admin_password(&session, &mut outcome).await;
     upkeep::prune(&session, &mut state, &mut outcome).await?;
     // Report failures in config order.
     outcome

@@ -180,6 +180,44 @@ impl Scrypted {
         )))
     }
 
+    /// A component of the API (`plugins`, `users`, ...) as a proxy id.
+    async fn component(&self, name: &str) -> Result<String, RpcError> {
+        let v = self
+            .peer
+            .call(self.peer.api(), "getComponent", json!([name]))
+            .await?;
+        proxy_id(&v)
+            .map(str::to_string)
+            .ok_or_else(|| RpcError::Protocol(format!("component {name} is not a proxy: {v}")))
+    }
+
+    /// The names of every Scrypted user (`users.getAllUsers`).
+    pub async fn all_users(&self) -> Result<Vec<String>, RpcError> {
+        let users = self.component("users").await?;
+        let all = self.peer.call(&users, "getAllUsers", json!([])).await?;
+        let list = all
+            .as_array()
+            .ok_or_else(|| RpcError::Protocol(format!("getAllUsers answered {all}")))?;
+        list.iter()
+            .map(|u| {
+                u["username"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| RpcError::Protocol(format!("a user without a username: {u}")))
+            })
+            .collect()
+    }
+
+    /// Creates or replaces `username` as an admin (no ACL) with `password`. This
+    /// also gives the user a new token, so it is called only when needed.
+    pub async fn add_user(&self, username: &str, password: &str) -> Result<(), RpcError> {
+        let users = self.component("users").await?;
+        self.peer
+            .call(&users, "addUser", json!([username, password, null]))
+            .await
+            .map(drop)
+    }
+
     /// Uninstalls the plugin with device id `id`, as the web UI does.
     pub async fn remove_device(&self, id: &str) -> Result<(), RpcError> {
         self.peer

@@ -21,6 +21,7 @@ async fn runtime_paths_need_not_exist() {
         c["tokenFile"] = "/run/credentials/scrypted-sideload.service/token".into();
         c["stateDir"] = "/nonexistent/state".into();
         c["volume"] = "/nonexistent/volume".into();
+        c["adminPasswordFile"] = "/run/credentials/scrypted-sideload.service/admin-password".into();
     });
     let (code, stdout, stderr) = check(&h);
     assert_eq!(code, Some(0), "{stderr}");
@@ -46,6 +47,14 @@ async fn errors_name_the_key() {
             "`plugins[0].path`",
         ),
         (Box::new(|c| c["bogus"] = 1.into()), "`bogus`"),
+        (
+            Box::new(|c| c["adminPasswordFile"] = "admin-password".into()),
+            "`adminPasswordFile`",
+        ),
+        (
+            Box::new(|c| c["adminUsername"] = "admin user".into()),
+            "`adminUsername`",
+        ),
         (
             Box::new(|c| c["server"] = "http://10.0.0.2:11080".into()),
             "`server`",

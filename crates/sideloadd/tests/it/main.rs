@@ -2,6 +2,7 @@
 //! in `real_server`, against a real one when `SCRYPTED_SERVER` is set).
 //! One test binary (see Cargo.toml) so the suite links once.
 
+mod admin_password;
 mod check_config;
 mod faults;
 mod harness;

@@ -169,3 +169,39 @@ fn real_rpc_without_a_volume_nothing_is_guessed() {
     assert!(stderr.contains("1 plugins in place, 1 skipped"), "{stderr}");
     r.clean_up();
 }
+
+/// A user of its own, not the server's admin: the test must not change the password
+/// of whoever uses the server. sideloadd never removes users, so the name is fixed
+/// and repeated runs reuse it (each with a new password).
+const REAL_IT_USER: &str = "sideloadd-it-admin";
+
+#[test]
+fn real_rpc_admin_password_is_set_once_then_confirmed_by_login() {
+    let Some(r) = real("real_rpc_admin_password") else {
+        return;
+    };
+    let plugins = [r.plugin(&PluginSpec::new(&r.name(0), "1.0.0"))];
+    let file = r.dir.path().join("admin-password");
+    let secret = format!("it-{:016x}", fastrand::u64(..));
+    std::fs::write(&file, format!("{secret}\n")).expect("password file");
+    let declare = |c: &mut serde_json::Value| {
+        c["adminPasswordFile"] = json!(file);
+        c["adminUsername"] = json!(REAL_IT_USER);
+    };
+    let (code, stderr) = r.run(&plugins, |c| declare(c));
+    assert_eq!(code, 0, "{stderr}");
+    let set = format!("admin password of {REAL_IT_USER} set from adminPasswordFile");
+    assert!(stderr.contains(&set), "{stderr}");
+    // Only the real POST /login accepting the password makes this run leave it be.
+    let (code, stderr) = r.run(&plugins, |c| declare(c));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("already as in adminPasswordFile"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&secret),
+        "the password was printed: {stderr}"
+    );
+    r.clean_up();
+}
