@@ -160,11 +160,14 @@ let
     stateDir = "/var/lib/scrypted-sideload";
     inherit volume;
     readyTimeoutSecs = cfg.readyTimeout;
-    inherit (cfg) autoUpdate prune;
+    inherit (cfg) autoUpdate prune adminUsername;
     plugins = map (name: {
       name = availablePlugins.${name}.pluginName or "@scrypted/${name}";
       path = "${availablePlugins.${name}}";
     }) resolvedPlugins;
+  }
+  // lib.optionalAttrs (cfg.adminPasswordFile != null) {
+    adminPasswordFile = "/run/credentials/scrypted-sideload.service/admin-password";
   };
 
   # The check runs on the build machine: in a cross build the host's
@@ -381,7 +384,22 @@ in
       description = ''
         Scrypted user the admin token acts as (`SCRYPTED_ADMIN_USERNAME`). Scrypted creates it
         at boot with a random password if it does not exist; name your existing admin user to
-        keep its password.
+        keep its password, or set `adminPasswordFile` to log into the web UI with it.
+      '';
+    };
+
+    adminPasswordFile = mkOption {
+      type = types.nullOr secretPath;
+      default = null;
+      example = "/run/secrets/scrypted-admin-password";
+      description = ''
+        File holding the password of `adminUsername` for the web UI (one line, at least 8
+        characters). Scrypted creates that user with a random password nobody knows; with this
+        set, sideloadd sets the password over Scrypted's RPC whenever it differs from the file
+        (checked with a login at every run, so a changed file takes effect within 15 minutes).
+        It needs one installed plugin to reach the RPC through (any declared plugin).
+        Read by systemd as root and handed to sideloadd as a credential, never copied into the
+        Nix store. `null` leaves the password alone.
       '';
     };
 
@@ -563,17 +581,18 @@ in
           message = "mares.automation.scrypted.cluster.address must be set on a cluster server (its IP address or interface name): Scrypted cannot pick one itself.";
         }
         {
-          assertion = cfg.role == "client" -> cfg.tokenFile == null;
-          message = "mares.automation.scrypted.tokenFile has no effect on a cluster client (it has no admin API and no sideloadd); unset it.";
+          assertion = cfg.role == "client" -> cfg.tokenFile == null && cfg.adminPasswordFile == null;
+          message = "mares.automation.scrypted.tokenFile and adminPasswordFile have no effect on a cluster client (it has no admin API and no sideloadd); unset them.";
         }
         {
           assertion = lib.all (p: !(lib.hasPrefix "/nix/store/" p)) (
             lib.filter (p: p != null) [
               cfg.tokenFile
+              cfg.adminPasswordFile
               cfg.cluster.secretFile
             ]
           );
-          message = "mares.automation.scrypted: tokenFile and cluster.secretFile must not point into /nix/store, which every local user can read.";
+          message = "mares.automation.scrypted: tokenFile, adminPasswordFile and cluster.secretFile must not point into /nix/store, which every local user can read.";
         }
       ];
 
@@ -745,7 +764,10 @@ in
           RestartPreventExitStatus = 2;
           # SIGTERM ends a run within 10 s, even in the middle of a request.
           TimeoutStopSec = 15;
-          LoadCredential = [ "token:${tokenPath}" ];
+          LoadCredential = [
+            "token:${tokenPath}"
+          ]
+          ++ optional (cfg.adminPasswordFile != null) "admin-password:${cfg.adminPasswordFile}";
           WatchdogSec = "5min";
 
           DynamicUser = true;

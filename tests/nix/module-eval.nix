@@ -416,6 +416,7 @@ let
     )
     ++ check "server: config keys" (
       lib.attrNames sideloadJson == [
+        "adminUsername"
         "autoUpdate"
         "plugins"
         "prune"
@@ -464,6 +465,23 @@ let
       in
       json.autoUpdate && json.prune
     ) "autoUpdate/prune not passed on"
+    ++ check "adminPasswordFile: a credential, never the store" (
+      let
+        set = evalWith {
+          settings = {
+            plugins = [ "snapshot" ];
+            adminPasswordFile = secretFile;
+          };
+        };
+        unit = set.systemd.services.scrypted-sideload;
+        json = (lib.head unit.restartTriggers).env.unchecked.settings;
+      in
+      json.adminPasswordFile == "/run/credentials/scrypted-sideload.service/admin-password"
+      && json.adminUsername == "admin"
+      && lib.elem "admin-password:${secretFile}" unit.serviceConfig.LoadCredential
+      && !(hasInfix secretText (storeBound set))
+      && !(sideloadJson ? adminPasswordFile)
+    ) "adminPasswordFile not passed as a credential"
     ++ check "server: a timer repairs drift every 15 minutes" (
       server.systemd.timers.scrypted-sideload.timerConfig.OnUnitInactiveSec or null == "15min"
       && lib.elem "timers.target" server.systemd.timers.scrypted-sideload.wantedBy

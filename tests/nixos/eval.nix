@@ -99,7 +99,7 @@ pkgs.runCommand "scrypted-module-eval"
     echo "evaluated $serverSystem and $clientSystem"
 
     jq -e '
-      (keys == ["autoUpdate", "plugins", "prune", "readyTimeoutSecs", "server", "stateDir", "tokenFile", "volume"])
+      (keys == ["adminUsername", "autoUpdate", "plugins", "prune", "readyTimeoutSecs", "server", "stateDir", "tokenFile", "volume"])
       and (.autoUpdate == false) and (.prune == false)
       and ([.plugins[].name] == ["@scrypted/snapshot", "@scrypted/homekit"])
       and (.server == "http://127.0.0.1:11080")
