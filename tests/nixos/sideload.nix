@@ -26,6 +26,12 @@ pkgs.testers.runNixOSTest {
             "llm"
           ];
           openFirewall = true;
+          # In /etc (and so in the store) for the test only.
+          adminPasswordFile = "/etc/scrypted-admin-password";
+        };
+        environment.etc."scrypted-admin-password" = {
+          text = "correct-horse-battery";
+          mode = "0400";
         };
         # A changed plugin set, switched to at the end of the test.
         specialisation.more.configuration = {
@@ -154,6 +160,19 @@ pkgs.testers.runNixOSTest {
           assert f"SCRYPTED_ADMIN_TOKEN={token}" in environ.splitlines()
           assert "SCRYPTED_ADMIN_ADDRESS" not in environ
           server.fail(f"grep -qF {token} ${sideloadConfig} /etc/systemd/system/scrypted.service")
+
+      with subtest("the web UI login works with the password of adminPasswordFile"):
+          server.wait_until_succeeds(
+              "journalctl -b -u scrypted-sideload.service -o cat | grep -F 'admin password of admin'", timeout=60
+          )
+          def login(password):
+              body = json.dumps({"username": "admin", "password": password})
+              return json.loads(server.succeed(
+                  f"curl -s -X POST -H 'Content-Type: application/json' -d '{body}' {http}/login"
+              ))
+
+          assert "error" not in login("correct-horse-battery")
+          assert "error" in login("wrong-password")
 
       with subtest("only HTTPS is reachable from the network"):
           server.wait_for_open_port(${toString cfg.httpsPort})
