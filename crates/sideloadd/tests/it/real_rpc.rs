@@ -205,3 +205,143 @@ fn real_rpc_admin_password_is_set_once_then_confirmed_by_login() {
     );
     r.clean_up();
 }
+
+/// core's "Autoupdate Plugins" automation as read over an RPC session of the test's
+/// own, independent of what sideloadd logs.
+struct CoreView {
+    on: Option<bool>,
+    pid: Option<u64>,
+}
+
+/// Reads core's pid and its automation's `on` over RPC hosted on core; with
+/// `turn_on`, first turns the automation on (as a restart within Scrypted's 30 s
+/// state-save window leaves it) and waits until the server reports it on.
+fn core_view(r: &Real, turn_on: bool) -> CoreView {
+    use sideloadd::rpc::peer::{self, Peer, proxy_id};
+    use sideloadd::rpc::{AUTO_UPDATE_NATIVE_ID, CORE};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let base = url::Url::parse(&r.server).expect("SCRYPTED_SERVER is a URL");
+        let token = std::fs::read_to_string(&r.token_file).expect("token file");
+        let auth = format!("Bearer {}", token.trim());
+        // Only a host seen alive may take a WebSocket (docs/scrypted-api.md §9).
+        peer::host_alive(&reqwest::Client::new(), &base, &auth, CORE)
+            .await
+            .expect("core is up");
+        let p = Peer::connect(&base, &auth, CORE)
+            .await
+            .expect("RPC session");
+        let plugins = p
+            .call(p.api(), "getComponent", json!(["plugins"]))
+            .await
+            .expect("plugins");
+        let plugins = proxy_id(&plugins).expect("plugins proxy").to_string();
+        let info = p
+            .call(&plugins, "getPluginInfo", json!([CORE]))
+            .await
+            .expect("core's plugin info");
+        let id = p
+            .call(
+                &plugins,
+                "getIdForNativeId",
+                json!([CORE, AUTO_UPDATE_NATIVE_ID]),
+            )
+            .await
+            .expect("automation id");
+        let id = id.as_str().expect("core has its automation").to_string();
+        let on = || {
+            p.system_state()
+                .get(&id)
+                .and_then(|d| d["on"]["value"].as_bool())
+        };
+        if turn_on {
+            let device = p
+                .call(p.api(), "getDeviceById", json!([id]))
+                .await
+                .expect("device");
+            let device = proxy_id(&device).expect("device proxy").to_string();
+            p.call(&device, "turnOn", json!([])).await.expect("turnOn");
+            for _ in 0..50 {
+                if on() == Some(true) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert_eq!(on(), Some(true), "the automation did not turn on");
+        }
+        CoreView {
+            on: on(),
+            pid: info["pid"].as_u64(),
+        }
+    })
+}
+
+/// Needs, besides the real server, `SCRYPTED_CORE_PLUGIN`: a directory with the
+/// `package.json` and `plugin.zip` of a real `@scrypted/core` (not on the registry
+/// here; built from source as `../shared/real-scrypted.md` says). Core stays
+/// installed (it is the web UI; removing it makes Scrypted fetch it from npm).
+/// Deploying core closes RPC sessions hosted on it: run this test on its own,
+/// `cargo nextest run -p sideloadd real_rpc_core`.
+#[test]
+fn real_rpc_core_auto_update_is_turned_off_and_a_second_run_changes_nothing() {
+    let Some(r) = real("real_rpc_core_auto_update") else {
+        return;
+    };
+    let Ok(core) = std::env::var("SCRYPTED_CORE_PLUGIN") else {
+        eprintln!(
+            "real_rpc_core_auto_update: skipped: SCRYPTED_CORE_PLUGIN is not set (no @scrypted/core build)"
+        );
+        return;
+    };
+    let plugins = [PathBuf::from(core)];
+    let (code, stderr) = r.run(&plugins, |_| {});
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(core_view(&r, false).on, Some(false), "{stderr}");
+
+    let before = core_view(&r, false);
+    let (code, stderr) = r.run(&plugins, |_| {});
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("1 plugins in place, 1 skipped")
+            && stderr.contains("auto-update is off")
+            && !stderr.contains("turned off"),
+        "{stderr}"
+    );
+    let after = core_view(&r, false);
+    assert_eq!(after.on, Some(false));
+    assert!(before.pid.is_some(), "core is running");
+    assert_eq!(after.pid, before.pid, "core was restarted");
+
+    // Turned back on behind sideloadd's back: the next run turns it off again.
+    let log = std::env::var("SCRYPTED_SERVER_LOG").ok();
+    const OFF_LINE: &str =
+        "Autoupdate Plugins automation is turned off, and will not be scheduled.";
+    let offs = || {
+        log.as_ref().map(|l| {
+            std::fs::read_to_string(l)
+                .expect("SCRYPTED_SERVER_LOG")
+                .matches(OFF_LINE)
+                .count()
+        })
+    };
+    core_view(&r, true);
+    let offs_before = offs();
+    let (code, stderr) = r.run(&plugins, |c| c["autoUpdate"] = false.into());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("turned off"), "{stderr}");
+    assert_eq!(core_view(&r, false).on, Some(false), "{stderr}");
+    if let Some(before) = offs_before {
+        // The server's own word, when its log is given (written asynchronously).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while offs() == Some(before) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            offs() > Some(before),
+            "the server never logged {OFF_LINE:?}"
+        );
+    }
+}
