@@ -151,37 +151,45 @@ fn run(path: &std::path::Path) -> u8 {
         if let Some(w) = watchdog {
             w.abort();
         }
-        match result {
-            Ok(outcome) if outcome.succeeded() => {
-                let summary = outcome.summary();
-                tracing::info!(
-                    deployed = outcome.deployed.len(),
-                    unchanged = outcome.unchanged.len(),
-                    "{summary}"
-                );
-                notifier.ready(&summary);
-                EXIT_OK
-            }
-            Ok(outcome) => {
-                let summary = outcome.summary();
-                notifier.status(&summary);
-                for f in &outcome.failed {
-                    eprintln!("error: plugin {} failed: {}", f.name, f.reason);
-                }
-                if let Some(why) = &outcome.admin_password_failed {
-                    eprintln!("error: admin password not set: {why}");
-                }
-                eprintln!("error: {summary}");
-                EXIT_PLUGIN_FAILED
-            }
-            Err(e) => {
-                notifier.status(&format!("failed: {e}"));
-                let code = e.exit_code();
-                eprintln!("error: {:#}", anyhow::Error::new(e));
-                code
-            }
-        }
+        report(&notifier, result)
     })
+}
+
+/// Tells systemd and the operator how the run ended; the exit code.
+fn report(
+    notifier: &Notifier,
+    result: Result<sideloadd::run::Outcome, sideloadd::run::RunError>,
+) -> u8 {
+    match result {
+        Ok(outcome) if outcome.succeeded() => {
+            let summary = outcome.summary();
+            tracing::info!(
+                deployed = outcome.deployed.len(),
+                unchanged = outcome.unchanged.len(),
+                "{summary}"
+            );
+            notifier.ready(&summary);
+            EXIT_OK
+        }
+        Ok(outcome) => {
+            let summary = outcome.summary();
+            notifier.status(&summary);
+            for f in &outcome.failed {
+                eprintln!("error: plugin {} failed: {}", f.name, f.reason);
+            }
+            if let Some(why) = &outcome.admin_password_failed {
+                eprintln!("error: admin password not set: {why}");
+            }
+            eprintln!("error: {summary}");
+            EXIT_PLUGIN_FAILED
+        }
+        Err(e) => {
+            notifier.status(&format!("failed: {e}"));
+            let code = e.exit_code();
+            eprintln!("error: {:#}", anyhow::Error::new(e));
+            code
+        }
+    }
 }
 
 /// SIGTERM (systemd stop) and SIGINT cancel the run; it stops at the next request
