@@ -50,12 +50,14 @@
         # packages proposed in #373883 and #404971 were not merged). Should it
         # gain one, that one is used; either way the plugins hang off it.
         scrypted =
-          (prev.scrypted or (final.callPackage ./nix/packages/scrypted/package.nix { })).overrideAttrs
-            (old: {
-              passthru = old.passthru or { } // {
-                plugins = pluginSet final;
-              };
-            });
+          let
+            server = prev.scrypted or (final.callPackage ./nix/packages/scrypted/package.nix { });
+          in
+          server.overrideAttrs (old: {
+            passthru = old.passthru or { } // {
+              plugins = pluginSet final;
+            };
+          });
       };
 
       # The plugin builder, for a plugin or version the plugin set lacks:

@@ -42,15 +42,21 @@ let
   };
   major = lib.versions.major nodejs.version;
   abi =
-    abis.${major}
-      or (throw "scrypted plugin node dependencies: no known module ABI for node ${nodejs.version}; add it to nix/plugin-node-dependencies.nix");
+    if abis ? ${major} then
+      abis.${major}
+    else
+      throw "node ${nodejs.version}: no known module ABI; add it to nix/plugin-node-dependencies.nix";
+  # process.arch of node on each CPU.
+  arches = {
+    x86_64 = "x64";
+    aarch64 = "arm64";
+  };
+  cpu = nodejs.stdenv.hostPlatform.parsed.cpu.name;
   arch =
-    {
-      x86_64 = "x64";
-      aarch64 = "arm64";
-    }
-    .${nodejs.stdenv.hostPlatform.parsed.cpu.name}
-      or (throw "scrypted plugin node dependencies: unsupported CPU ${nodejs.stdenv.hostPlatform.parsed.cpu.name}");
+    if arches ? ${cpu} then
+      arches.${cpu}
+    else
+      throw "scrypted plugin node dependencies: unsupported CPU ${cpu}";
   directoryName = "n-node-v${abi}-linux-${arch}";
 
   nodeModules = importNpmLock.buildNodeModules {

@@ -50,6 +50,7 @@ let
 
   without = outputsWith false;
   pin = lib.importJSON (root + "/nix/packages/scrypted/pin.json");
+  serverName = without.legacyPackages.${x86}.scrypted.name;
   with' = outputsWith true;
 
   pluginsDir = root + "/nix/plugins";
@@ -319,7 +320,7 @@ in
       }
     )
   )
-  (same "checks.scrypted is the server of legacyPackages" without.legacyPackages.${x86}.scrypted.name
+  (same "checks.scrypted is the server of legacyPackages" serverName
     without.checks.${x86}.scrypted.name
   )
   (same "legacyPackages.scrypted.plugins without nixpkgs' scrypted" expected (

@@ -26,9 +26,10 @@ let
     inherit (standIns) runCommand importNpmLock jq;
   };
   builder = import ../../../nix/mk-scrypted-plugin.nix;
-  mkScryptedPlugin = builder (
-    builtins.intersectAttrs (builtins.functionArgs builder) (standIns // { inherit pluginNodeDependencies; })
-  );
+  scope = standIns // {
+    inherit pluginNodeDependencies;
+  };
+  mkScryptedPlugin = builder (builtins.intersectAttrs (builtins.functionArgs builder) scope);
   plugin = import ../../../nix/plugins/${name}/package.nix { inherit mkScryptedPlugin; };
 in
 {

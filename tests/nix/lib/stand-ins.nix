@@ -175,10 +175,16 @@ let
       ...
     }:
     let
-      fetched = map (path: import <nix/fetchurl.nix> {
-        url = packageLock.packages.${path}.resolved;
-        hash = packageLock.packages.${path}.integrity;
-      }) (builtins.filter (path: path != "" && packageLock.packages.${path} ? resolved) (builtins.attrNames packageLock.packages));
+      paths = builtins.filter (path: path != "" && packageLock.packages.${path} ? resolved) (
+        builtins.attrNames packageLock.packages
+      );
+      fetched = map (
+        path:
+        import <nix/fetchurl.nix> {
+          url = packageLock.packages.${path}.resolved;
+          hash = packageLock.packages.${path}.integrity;
+        }
+      ) paths;
       npm = hostTools "stand-in-npm" [
         "npm"
         "node"
