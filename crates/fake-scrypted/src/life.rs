@@ -4,12 +4,13 @@
 
 use std::io::{Cursor, Read};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{Shared, State};
+use crate::routes::write_volume;
+use crate::state::{Shared, State};
 
 pub const CORE: &str = "@scrypted/core";
 pub const AUTOMATION_NATIVE_ID: &str = "automation:update-plugins";
@@ -44,16 +45,19 @@ pub struct Automation {
 /// How a zip's main module behaves. Test plugins say it in a marker line, which
 /// real plugin bundles never contain (their code does throw, just not at load):
 /// `// fake-scrypted: fail-load <error text>` fails to load with the process
-/// alive, `// fake-scrypted: crash` exits at start; anything else loads.
+/// alive, `// fake-scrypted: crash` exits at start, `// fake-scrypted:
+/// crash-after-load <ms>` loads and exits that long after; anything else loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Load {
     Loaded,
     Fails(String),
     Crashes,
+    LoadsThenExits(Duration),
 }
 
 pub const FAIL_LOAD_MARKER: &str = "// fake-scrypted: fail-load ";
 pub const CRASH_MARKER: &str = "// fake-scrypted: crash";
+pub const CRASH_AFTER_LOAD_MARKER: &str = "// fake-scrypted: crash-after-load ";
 
 fn load_of(zip: &[u8]) -> Load {
     let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(zip)) else {
@@ -73,6 +77,10 @@ fn load_of(zip: &[u8]) -> Load {
     for line in main.lines() {
         if let Some(error) = line.strip_prefix(FAIL_LOAD_MARKER) {
             return Load::Fails(error.trim().to_string());
+        }
+        if let Some(ms) = line.strip_prefix(CRASH_AFTER_LOAD_MARKER) {
+            let ms = ms.trim().parse().unwrap_or(0);
+            return Load::LoadsThenExits(Duration::from_millis(ms));
         }
         if line.starts_with(CRASH_MARKER) {
             return Load::Crashes;
@@ -123,7 +131,7 @@ pub fn start(shared: &Arc<Shared>, st: &mut State, name: &str) {
     rec.pid = Some(pid);
     let load = st.zips.get(name).map_or(Load::Crashes, |z| load_of(z));
     let rec = st.db.get_mut(name).expect("checked above");
-    rec.loaded = load == Load::Loaded;
+    rec.loaded = matches!(load, Load::Loaded | Load::LoadsThenExits(_));
     let id = rec.id.clone();
     log(st, &id, "i", format!("loading {name}"));
     log(st, &id, "i", format!("pid {pid}"));
@@ -154,24 +162,47 @@ fn finish_load(shared: &Arc<Shared>, name: &str, pid: u64, load: Load) {
             log(st, &id, "e", failed.into());
             log(st, &id, "e", format!("plugin load error {error}"));
         }
-        Load::Crashes => {
-            rec.pid = None;
-            let restart = shared.options.crash_restart;
-            let line = format!(
-                "plugin {name} unexpectedly exited, restarting in {}ms",
-                restart.as_millis()
-            );
-            log(st, &id, "e", line);
+        Load::Crashes => crash(shared, st, name),
+        Load::LoadsThenExits(after) => {
+            log(st, &id, "i", format!("loaded {name}"));
             let (shared, name) = (shared.clone(), name.to_string());
             tokio::spawn(async move {
-                tokio::time::sleep(restart).await;
-                let mut st = shared.lock();
-                if st.db.get(&name).is_some_and(|r| r.pid.is_none()) {
-                    start(&shared, &mut st, &name);
+                tokio::time::sleep(after).await;
+                let mut guard = shared.lock();
+                if guard.db.get(&name).is_some_and(|r| r.pid == Some(pid)) {
+                    crash(&shared, &mut guard, &name);
                 }
             });
         }
     }
+}
+
+/// The process exits: Scrypted logs it and restarts the plugin after
+/// `crash_restart` (server/src/runtime.ts, `setupPluginHostAutoRestart`).
+pub fn crash(shared: &Arc<Shared>, st: &mut State, name: &str) {
+    let Some(rec) = st.db.get_mut(name) else {
+        return;
+    };
+    rec.pid = None;
+    rec.loaded = false;
+    let id = rec.id.clone();
+    let restart = shared.options.crash_restart;
+    let line = format!(
+        "plugin {name} unexpectedly exited, restarting in {}ms",
+        restart.as_millis()
+    );
+    log(st, &id, "e", line);
+    // Sessions hosted on it go with its process (measured: the next WebSocket to
+    // it is answered 503 until the restart).
+    let _ = shared.events.send(Event::HostChanged(name.into()));
+    let (shared, name) = (shared.clone(), name.to_string());
+    tokio::spawn(async move {
+        tokio::time::sleep(restart).await;
+        let mut st = shared.lock();
+        if st.db.get(&name).is_some_and(|r| r.pid.is_none()) {
+            start(&shared, &mut st, &name);
+        }
+    });
 }
 
 /// The server retries a plugin that is down every `crash_restart`; with a zip
@@ -325,7 +356,7 @@ fn install(shared: &Arc<Shared>, st: &mut State, name: &str, l: &Latest) {
     if let Some(volume) = &shared.options.volume {
         let dir = volume.join("plugins").join(name);
         let _ = std::fs::remove_dir_all(dir.join("zip"));
-        let _ = crate::write_volume(&dir, &md5, &l.zip);
+        let _ = write_volume(&dir, &md5, &l.zip);
     }
     start(shared, st, name);
     let _ = shared.events.send(Event::HostChanged(name.into()));

@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::http::{self, Head};
 use crate::life::{self, Event};
-use crate::{Shared, authorized};
+use crate::routes::authorized;
+use crate::state::Shared;
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
@@ -176,6 +177,7 @@ async fn on_frame(
             *remote = Some(r);
             send(ws, &m).await
         }
+        (Some("apply"), _) if shared.lock().rpc_stalled => true,
         (Some("apply"), id) => {
             let result = dispatch(shared, &msg);
             let Some(id) = id else { return true };
@@ -189,6 +191,15 @@ async fn on_frame(
             send(ws, &reply).await
         }
         _ => true,
+    }
+}
+
+/// The Logger a proxy stands for, by its path: the root `logger` component is "",
+/// `getLogger("device", ..)` on it gives "/device", and so on (server/src/logger.ts).
+fn logger_path(proxy: &str) -> Option<String> {
+    match proxy {
+        "logger" => Some(String::new()),
+        p => p.strip_prefix("logger:").map(str::to_string),
     }
 }
 
@@ -227,7 +238,29 @@ fn dispatch(shared: &Arc<Shared>, msg: &Value) -> Result<Value, String> {
             Ok(found.unwrap_or(Value::Null))
         }
         ("users", method) => crate::users::dispatch(shared, method, &msg["args"]),
-        ("logger", "getLogs") => Ok(json!(shared.lock().logs)),
+        (logger, "getLogger") if logger_path(logger).is_some() => {
+            let base = logger_path(logger).unwrap_or_default();
+            Ok(proxy(&format!("logger:{base}/{}", arg(msg, 0))))
+        }
+        (logger, "getLogs") if logger_path(logger).is_some() => {
+            let base = logger_path(logger).unwrap_or_default();
+            let st = shared.lock();
+            let within = |p: &str| {
+                base.is_empty()
+                    || p == base
+                    || p.strip_prefix(base.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            };
+            Ok(json!(
+                st.logs
+                    .iter()
+                    .filter(|e| within(&e.path))
+                    .collect::<Vec<_>>()
+            ))
+        }
+        (device, "turnOff") if device.starts_with("device:") && shared.lock().turn_off_fails => {
+            Err("turnOff failed (fault injected by the test)".into())
+        }
         (device, "turnOff") if device.starts_with("device:") => {
             life::turn_off(shared, &device["device:".len()..])
                 .then_some(Value::Null)

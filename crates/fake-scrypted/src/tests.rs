@@ -1,8 +1,11 @@
 //! The fake's own contract, checked against `docs/scrypted-api.md`.
 
+use std::fs;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::net::TcpStream;
 
 use super::*;
 use crate::fixture::{self, PluginSpec};

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::http::Response;
-use crate::{Shared, State};
+use crate::state::{Shared, State};
 
 /// One user in the fake's database.
 #[derive(Debug, Clone)]
