@@ -66,7 +66,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Transport { .. } => true,
-            Self::Status { status, .. } if self.is_extraction_failure() => {
+            Self::Status { status, .. } if self.is_deterministic() => {
                 debug_assert!(status.is_server_error());
                 false
             }
@@ -95,13 +95,36 @@ impl ClientError {
         }
     }
 
+    /// A 500 that the same request gets every time: an extraction failure, or a
+    /// JavaScript `TypeError` thrown by the server's own code on this package.json
+    /// (`docs/scrypted-api.md` §4). Retrying only repeats it.
+    pub fn is_deterministic(&self) -> bool {
+        self.is_extraction_failure() || self.is_type_error()
+    }
+
+    fn is_type_error(&self) -> bool {
+        matches!(self, Self::Status { status, body, .. }
+            if status.is_server_error() && body.contains("TypeError"))
+    }
+
+    /// Whether a failed deploy had stored its zip in Scrypted's database (it does
+    /// so first, `docs/scrypted-api.md` §4): any 500 but `npm package not found`.
+    pub fn deploy_stored_the_zip(&self) -> bool {
+        matches!(self, Self::Status { status, body, .. }
+            if status.is_server_error() && !body.contains("npm package not found"))
+    }
+
     /// Whether the server got far enough in a deploy to kill the running plugin:
     /// it answered (200, or a 500 from extraction), rather than refusing the request
-    /// before touching the plugin.
+    /// before touching the plugin. A `TypeError` comes from recording the plugin's
+    /// device (server/src/runtime.ts, `upsertDevice`), before the old process is
+    /// stopped: the running version is untouched.
     pub fn deploy_reached_the_plugin(&self) -> bool {
         match self {
             Self::Status { status, body, .. } => {
-                status.is_server_error() && !body.contains("npm package not found")
+                status.is_server_error()
+                    && !body.contains("npm package not found")
+                    && !self.is_type_error()
             }
             _ => false,
         }
@@ -110,19 +133,7 @@ impl ClientError {
 
 /// reqwest's Display stops at "error sending request"; the cause (refused, reset)
 /// is what an operator needs.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub(crate) use crate::errchain::chain;
 
 /// What the readiness probe saw.
 #[derive(Debug)]
@@ -250,6 +261,18 @@ impl Client {
     /// memory use does not grow with the plugin.
     pub async fn deploy(&self, p: &ValidPlugin) -> Result<(), ClientError> {
         let url = self.url("/web/component/script/deploy", Some(&p.name));
+        self.post_zip(url, p).await
+    }
+
+    /// `POST deploy?no-rebind`: stores the zip as the plugin's record without
+    /// touching the running process (server/src/scrypted-server-main.ts).
+    pub async fn store_without_restart(&self, p: &ValidPlugin) -> Result<(), ClientError> {
+        let mut url = self.url("/web/component/script/deploy", Some(&p.name));
+        url.query_pairs_mut().append_pair("no-rebind", "");
+        self.post_zip(url, p).await
+    }
+
+    async fn post_zip(&self, url: Url, p: &ValidPlugin) -> Result<(), ClientError> {
         let file =
             tokio::fs::File::open(&p.zip_path)
                 .await

@@ -14,6 +14,11 @@ use serde::Deserialize;
 
 /// Longest readiness wait accepted; past a day a typo is more likely than intent.
 pub const MAX_READY_TIMEOUT_SECS: u64 = 86_400;
+/// Default budget for the plugins deployed in one run to load: most load in under a
+/// second, a plugin with native modules in a few.
+pub const DEFAULT_LOAD_TIMEOUT_SECS: u64 = 60;
+/// Longest load budget accepted: an hour.
+pub const MAX_LOAD_TIMEOUT_SECS: u64 = 3_600;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,6 +27,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub volume: Option<PathBuf>,
     pub ready_timeout: Duration,
+    /// How long the plugins deployed in one run may take, together, to load.
+    pub load_timeout: Duration,
     pub plugins: Vec<PluginDecl>,
     pub allow_remote: bool,
     /// Leave Scrypted's own plugin auto-update alone (default: turn it off).
@@ -56,6 +63,8 @@ struct RawConfig {
     #[serde(default)]
     volume: Option<AbsPath>,
     ready_timeout_secs: ReadyTimeout,
+    #[serde(default)]
+    load_timeout_secs: Option<LoadTimeout>,
     plugins: Vec<RawPlugin>,
     #[serde(default)]
     allow_remote: bool,
@@ -142,6 +151,23 @@ impl TryFrom<u64> for ReadyTimeout {
     }
 }
 
+/// 1 to [`MAX_LOAD_TIMEOUT_SECS`] seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u64")]
+struct LoadTimeout(Duration);
+
+impl TryFrom<u64> for LoadTimeout {
+    type Error = String;
+    fn try_from(secs: u64) -> Result<Self, String> {
+        if secs == 0 || secs > MAX_LOAD_TIMEOUT_SECS {
+            return Err(format!(
+                "must be between 1 and {MAX_LOAD_TIMEOUT_SECS}, got {secs}"
+            ));
+        }
+        Ok(Self(Duration::from_secs(secs)))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -200,6 +226,9 @@ impl Config {
             state_dir: raw.state_dir.0,
             volume: raw.volume.map(|v| v.0),
             ready_timeout: raw.ready_timeout_secs.0,
+            load_timeout: raw
+                .load_timeout_secs
+                .map_or(Duration::from_secs(DEFAULT_LOAD_TIMEOUT_SECS), |t| t.0),
             plugins,
             allow_remote: raw.allow_remote,
             auto_update: raw.auto_update,
@@ -253,8 +282,20 @@ fn plugin_decls(raw: Vec<RawPlugin>) -> Result<Vec<PluginDecl>, (String, String)
 fn parse_server(s: &str, allow_remote: bool) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
     match url.scheme() {
-        "http" | "https" => {}
-        other => return Err(format!("scheme {other:?} is not http or https")),
+        "http" => {}
+        // Scrypted's HTTPS port has a self-signed certificate, which no client here
+        // trusts, and the RPC connection is a plain WebSocket; its plain-HTTP port
+        // serves everything sideloadd needs (`docs/scrypted-api.md` §1).
+        "https" => {
+            let host = url.host_str().unwrap_or("127.0.0.1");
+            return Err(format!(
+                "{s:?} is https, which cannot work: Scrypted's HTTPS port \
+                 (SCRYPTED_SECURE_PORT, default 10443) has a self-signed certificate. Use its \
+                 plain-HTTP port (SCRYPTED_INSECURE_PORT, default 11080), e.g. \
+                 \"http://{host}:11080\", on loopback"
+            ));
+        }
+        other => return Err(format!("scheme {other:?} is not http")),
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Credentials in the URL would end up in logs; the token file is the way in.
@@ -281,7 +322,7 @@ fn parse_server(s: &str, allow_remote: bool) -> Result<Url, String> {
     if url.scheme() == "http" && !loopback && !allow_remote {
         return Err(format!(
             "{s:?} is plain http to a non-loopback host: the admin token would cross the \
-             network in clear; use https, a loopback address, or set \"allowRemote\": true"
+             network in clear; use a loopback address, or set \"allowRemote\": true"
         ));
     }
     Ok(url)
@@ -473,7 +514,6 @@ mod tests {
             "http://localhost:11080",
             "http://[::1]:11080",
             "http://127.0.0.2:1",
-            "https://nvr.example:10443",
         ] {
             let mut v = base();
             v["server"] = ok.into();
@@ -488,6 +528,40 @@ mod tests {
             let mut v = base();
             v["server"] = bad.into();
             assert_eq!(key_of(parse(v)), "server", "{bad}");
+        }
+    }
+
+    #[test]
+    fn https_is_refused_naming_the_plain_http_port() {
+        let mut v = base();
+        v["server"] = "https://127.0.0.1:10443".into();
+        match parse(v) {
+            Err(ConfigError::Invalid { key, message, .. }) => {
+                assert_eq!(key, "server");
+                assert!(message.contains("self-signed"), "{message}");
+                assert!(message.contains("SCRYPTED_INSECURE_PORT"), "{message}");
+                assert!(message.contains("http://127.0.0.1:11080"), "{message}");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_load_budget_defaults_to_60_s_and_is_bounded() {
+        assert_eq!(
+            parse(base()).expect("valid").load_timeout,
+            Duration::from_secs(60)
+        );
+        let mut v = base();
+        v["loadTimeoutSecs"] = 120.into();
+        assert_eq!(
+            parse(v).expect("valid").load_timeout,
+            Duration::from_secs(120)
+        );
+        for bad in [0, 3_601] {
+            let mut v = base();
+            v["loadTimeoutSecs"] = bad.into();
+            assert_eq!(key_of(parse(v)), "loadTimeoutSecs", "{bad}");
         }
     }
 

@@ -10,7 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientError;
-use crate::run::RunError;
+use crate::error::RunError;
 use crate::session::Session;
 use crate::validate::ValidPlugin;
 use crate::volume::Volume;
@@ -60,6 +60,9 @@ pub enum PluginResult {
         reason: String,
         /// A deploy got far enough that Scrypted killed the running version.
         plugin_killed: bool,
+        /// A deploy reached Scrypted's database: the stored package.json and zip
+        /// are the new ones, whatever runs (`docs/scrypted-api.md` §4).
+        record_changed: bool,
     },
 }
 
@@ -90,6 +93,7 @@ impl Session<'_> {
     pub async fn deploy_with_retries(&self, p: &ValidPlugin) -> Result<PluginResult, RunError> {
         let attempts = AtomicU32::new(0);
         let killed = AtomicBool::new(false);
+        let stored = AtomicBool::new(false);
         let once = || async {
             if self.shutdown.is_cancelled() {
                 return Err(AttemptError::Interrupted);
@@ -99,7 +103,7 @@ impl Session<'_> {
                 let budget = self.config.ready_timeout;
                 self.wait_ready(budget).await.map_err(AttemptError::Fatal)?;
             }
-            self.attempt(p, &killed).await
+            self.attempt(p, &killed, &stored).await
         };
         let result = once
             .retry(policy())
@@ -121,11 +125,17 @@ impl Session<'_> {
                     if n == 1 { "" } else { "s" }
                 ),
                 plugin_killed: killed.load(Ordering::Relaxed),
+                record_changed: stored.load(Ordering::Relaxed),
             }),
         }
     }
 
-    async fn attempt(&self, p: &ValidPlugin, killed: &AtomicBool) -> Result<(), AttemptError> {
+    async fn attempt(
+        &self,
+        p: &ValidPlugin,
+        killed: &AtomicBool,
+        stored: &AtomicBool,
+    ) -> Result<(), AttemptError> {
         let client_err = |e: ClientError| match e {
             ClientError::Unauthorized { .. } => AttemptError::Fatal(self.unauthorized()),
             e => AttemptError::Client(e),
@@ -142,6 +152,12 @@ impl Session<'_> {
             .map_or_else(ClientError::deploy_reached_the_plugin, |()| true)
         {
             killed.store(true, Ordering::Relaxed);
+        }
+        if deployed
+            .as_ref()
+            .map_or_else(ClientError::deploy_stored_the_zip, |()| true)
+        {
+            stored.store(true, Ordering::Relaxed);
         }
         deployed.map_err(client_err)?;
         tracing::debug!(plugin = %p.name, duration_ms = t.elapsed().as_millis() as u64, bytes = p.zip_size, "deploy ok");

@@ -24,12 +24,16 @@ pub fn version_dir(state_dir: &Path, name: &str, zip_md5: &str) -> PathBuf {
     plugin_dir(state_dir, name).join(zip_md5)
 }
 
-/// Copies `p`'s package.json and zip into the state directory, unless already
-/// there, and drops other kept versions of it.
+/// Copies `p`'s package.json and zip into the state directory, unless an intact
+/// copy is already there (a damaged one is replaced: it could not be rolled back
+/// to), and drops other kept versions of it.
 pub fn keep(state_dir: &Path, p: &ValidPlugin) -> io::Result<()> {
     let dir = plugin_dir(state_dir, &p.name);
     let target = dir.join(&p.zip_md5);
-    if !target.join("plugin.zip").is_file() {
+    if !intact(&target, p) {
+        if target.exists() {
+            tracing::warn!(plugin = %p.name, path = %target.display(), "the kept copy is damaged; replacing it");
+        }
         std::fs::create_dir_all(&dir)?;
         let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&dir)?;
         std::fs::write(tmp.path().join("package.json"), &p.package_json)?;
@@ -37,6 +41,7 @@ pub fn keep(state_dir: &Path, p: &ValidPlugin) -> io::Result<()> {
         std::fs::File::open(tmp.path().join("plugin.zip"))?.sync_all()?;
         let _ = std::fs::remove_dir_all(&target);
         std::fs::rename(tmp.keep(), &target)?;
+        std::fs::File::open(&dir)?.sync_all()?;
     }
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
@@ -45,6 +50,13 @@ pub fn keep(state_dir: &Path, p: &ValidPlugin) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `dir` holds exactly `p`'s package.json and zip.
+fn intact(dir: &Path, p: &ValidPlugin) -> bool {
+    let pj = std::fs::read(dir.join("package.json"));
+    let zip = crate::validate::md5_file(&dir.join("plugin.zip"));
+    pj.is_ok_and(|pj| pj == p.package_json) && zip.is_ok_and(|md5| md5 == p.zip_md5)
 }
 
 /// The kept copy of `name` at `zip_md5`, as a declaration to validate and deploy.

@@ -8,15 +8,22 @@ pub mod client;
 pub mod config;
 mod confirm;
 mod deploy;
+pub mod errchain;
+mod error;
+mod health;
 pub mod keep;
 pub mod lock;
+pub mod logging;
 pub mod notify;
+mod outcome;
 pub mod password;
+mod rollback;
 pub mod rpc;
 pub mod run;
 mod session;
 pub mod state;
 pub mod status;
+mod token;
 mod upkeep;
 pub mod validate;
 mod volume;
@@ -24,7 +31,8 @@ pub mod zipcheck;
 
 pub use check::{CheckError, check_config};
 pub use config::{Config, ConfigError, PluginDecl};
-pub use run::{Outcome, RunError};
+pub use error::RunError;
+pub use outcome::Outcome;
 
 /// Every declared plugin is in place.
 pub const EXIT_OK: u8 = 0;

@@ -5,17 +5,36 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use sideloadd::errchain::chain;
 use sideloadd::notify::Notifier;
 use sideloadd::{Config, EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_PLUGIN_FAILED};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every declared plugin is in place (check-config: the config is valid;
+     status: every plugin is deployed)
+  1  at least one plugin failed or is not running, each named on stderr, or
+     the admin password could not be set, or Scrypted's plugin auto-update not
+     made sure off; the rest was provisioned (status: some plugin is not
+     deployed or not running)
+  2  invalid config or command line
+  3  nothing could be provisioned: Scrypted not ready within readyTimeoutSecs,
+     token rejected or unreadable, stateDir unusable, lock held for 60 s
+     (status: Scrypted was not reached)
+  4  stopped by SIGTERM or SIGINT before finishing
+
+The config's keys are listed in README.md (\"sideloadd\"); an example is
+crates/sideloadd/example-config.json.";
+
 #[derive(Parser)]
 #[command(
     version,
-    about = "Provision Nix-built Scrypted plugins into a running Scrypted"
+    about = "Provision Nix-built Scrypted plugins into a running Scrypted",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,20 +44,34 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Provision every declared plugin, then exit (0 when all are in place).
-    Run {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-    },
+    #[command(after_help = EXIT_CODES)]
+    Run(ConfigArg),
     /// Validate a config and its plugin directories without touching the server.
-    CheckConfig {
-        #[arg(value_name = "FILE")]
-        config: PathBuf,
-    },
+    #[command(after_help = EXIT_CODES)]
+    CheckConfig(ConfigArg),
     /// Show each declared plugin and whether it is deployed.
-    Status {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-    },
+    #[command(after_help = EXIT_CODES)]
+    Status(ConfigArg),
+}
+
+/// The config file, given as `--config FILE` or as `FILE`: every command
+/// takes both forms, so whichever one a user learnt works everywhere.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ConfigArg {
+    /// The JSON config file (server, tokenFile, stateDir, plugins, ...).
+    #[arg(long = "config", value_name = "FILE")]
+    flag: Option<PathBuf>,
+    /// The same file, given without `--config`.
+    #[arg(value_name = "FILE")]
+    positional: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(self) -> PathBuf {
+        // The group makes exactly one of the two present.
+        self.flag.or(self.positional).unwrap_or_default()
+    }
 }
 
 fn init_logging() {
@@ -50,12 +83,14 @@ fn init_logging() {
     if under_systemd && let Ok(journald) = tracing_journald::layer() {
         tracing_subscriber::registry()
             .with(filter)
+            .with(sideloadd::logging::no_secret_traces())
             .with(journald.with_syslog_identifier("sideloadd".into()))
             .init();
         return;
     }
     tracing_subscriber::registry()
         .with(filter)
+        .with(sideloadd::logging::no_secret_traces())
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
@@ -69,9 +104,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let code = match cli.cmd {
-        Cmd::CheckConfig { config } => check_config(&config),
-        Cmd::Status { config } => status(&config),
-        Cmd::Run { config } => run(&config),
+        Cmd::CheckConfig(config) => check_config(&config.path()),
+        Cmd::Status(config) => status(&config.path()),
+        Cmd::Run(config) => run(&config.path()),
     };
     ExitCode::from(code)
 }
@@ -96,9 +131,10 @@ fn status(path: &std::path::Path) -> u8 {
         .context("loading config")
         .and_then(|c| sideloadd::status::status(&c).context("reading state"));
     match result {
-        Ok(lines) => {
+        Ok(report) => {
+            let lines = &report.lines;
             let width = lines.iter().map(|l| l.name.len()).max().unwrap_or(0);
-            for l in &lines {
+            for l in lines {
                 println!(
                     "{:width$}  {:12}  {}",
                     l.name,
@@ -106,14 +142,20 @@ fn status(path: &std::path::Path) -> u8 {
                     l.detail
                 );
             }
-            if lines.iter().all(|l| l.deployed) {
+            if let Err(why) = &report.server {
+                // Files alone cannot say what runs: a dead server is not "deployed".
+                eprintln!(
+                    "error: Scrypted was not reached ({why}); the lines above come from the state file and the volume only"
+                );
+                EXIT_FATAL
+            } else if lines.iter().all(|l| l.deployed) {
                 EXIT_OK
             } else {
                 EXIT_PLUGIN_FAILED
             }
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(e.as_ref()));
             EXIT_FATAL
         }
     }
@@ -135,14 +177,14 @@ fn run(path: &std::path::Path) -> u8 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(e.as_ref()));
             return EXIT_FATAL;
         }
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         if let Err(e) = watch_signals(shutdown.clone()) {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(e.as_ref()));
             return EXIT_FATAL;
         }
         let notifier = Notifier;
@@ -180,13 +222,16 @@ fn report(
             if let Some(why) = &outcome.admin_password_failed {
                 eprintln!("error: admin password not set: {why}");
             }
+            if let Some(why) = &outcome.auto_update_failed {
+                eprintln!("error: {why}");
+            }
             eprintln!("error: {summary}");
             EXIT_PLUGIN_FAILED
         }
         Err(e) => {
             notifier.status(&format!("failed: {e}"));
             let code = e.exit_code();
-            eprintln!("error: {:#}", anyhow::Error::new(e));
+            eprintln!("error: {}", chain(&e));
             code
         }
     }

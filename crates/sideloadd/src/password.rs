@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::outcome::Outcome;
 use crate::rpc::RpcError;
-use crate::run::Outcome;
 use crate::session::Session;
 
 /// Shorter passwords are refused: this one opens the admin web UI.

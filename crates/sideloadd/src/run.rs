@@ -24,138 +24,33 @@
 //!   within [`STOP_GRACE`] plus a moment.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientError};
+use crate::client::Client;
 use crate::config::{Config, PluginDecl};
 use crate::confirm;
 use crate::deploy::PluginResult;
+use crate::health;
 use crate::keep;
-use crate::lock::{self, LockError};
+use crate::lock;
 use crate::notify::Notifier;
 use crate::password;
+use crate::rollback::{self, roll_back};
 use crate::rpc::Installed;
 use crate::session::Session;
-use crate::state::{Deployed, State, StateError};
+use crate::state::{Deployed, State};
 use crate::upkeep;
 use crate::validate::{self, PluginError, ValidPlugin};
 use crate::volume::Volume;
 
+// The shared types live below the orchestrator (issue 16); re-exported so
+// `sideloadd::run::{Outcome, RunError, ...}` keep working for main.rs and callers.
 pub use crate::deploy::MAX_ATTEMPTS;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("cannot read tokenFile {path}: {source}")]
-    TokenRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("tokenFile {path} is empty")]
-    TokenEmpty { path: PathBuf },
-    #[error("tokenFile {path}: {source}")]
-    Client {
-        path: PathBuf,
-        source: Box<ClientError>,
-    },
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("Scrypted at {url} was not ready within {secs} s (last attempt: {last})")]
-    NotReady { url: Url, secs: u64, last: String },
-    #[error(
-        "Scrypted at {url} rejected the token from {token_file} (401 Not Authorized); it must \
-         equal the server's SCRYPTED_ADMIN_TOKEN, and SCRYPTED_ADMIN_USERNAME must be set"
-    )]
-    Unauthorized { url: Url, token_file: PathBuf },
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    #[error("stopped by a signal; a request still unanswered after {grace_s} s was abandoned")]
-    Abandoned { grace_s: u64 },
-    #[error("stopped by a signal before finishing: {in_place} of {total} plugins in place")]
-    Interrupted { in_place: usize, total: usize },
-}
-
-impl RunError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Interrupted { .. }
-            | Self::Abandoned { .. }
-            | Self::Lock(LockError::Interrupted) => crate::EXIT_INTERRUPTED,
-            _ => crate::EXIT_FATAL,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub name: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub deployed: Vec<String>,
-    pub unchanged: Vec<String>,
-    pub failed: Vec<Failure>,
-    /// Uninstalled because no longer declared (`prune`).
-    pub pruned: Vec<String>,
-    /// Why the admin password from `adminPasswordFile` could not be set.
-    pub admin_password_failed: Option<String>,
-}
-
-impl Outcome {
-    /// Every plugin in place and, when declared, the admin password set.
-    pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && self.admin_password_failed.is_none()
-    }
-
-    pub fn summary(&self) -> String {
-        let password = match self.admin_password_failed {
-            Some(_) => "; admin password not set",
-            None => "",
-        };
-        format!("{}{password}", self.plugins_summary())
-    }
-
-    fn plugins_summary(&self) -> String {
-        let in_place = self.deployed.len() + self.unchanged.len();
-        let pruned = match self.pruned.len() {
-            0 => String::new(),
-            n => format!(", {n} pruned"),
-        };
-        if self.failed.is_empty() {
-            format!(
-                "{in_place} plugins in place, {} skipped{pruned}",
-                self.unchanged.len()
-            )
-        } else {
-            let names: Vec<&str> = self.failed.iter().map(|f| f.name.as_str()).collect();
-            format!(
-                "{} of {} plugins failed: {}",
-                self.failed.len(),
-                in_place + self.failed.len(),
-                names.join(", ")
-            )
-        }
-    }
-}
-
-pub fn read_token(path: &Path) -> Result<String, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunError::TokenRead {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(RunError::TokenEmpty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(token.to_string())
-}
+pub use crate::error::RunError;
+pub use crate::outcome::{Failure, Outcome};
+pub use crate::token::read_token;
 
 /// Validates every declared plugin (blocking I/O, off the async threads).
 pub async fn validate_all(
@@ -222,19 +117,16 @@ async fn run_to_end(
         // Nothing to put in place, remove or set; no reason to wait for the server.
         return Ok(Outcome::default());
     }
-    let mut session = Session {
-        config,
-        client,
-        notifier,
-        shutdown,
-        volume: Volume::Unavailable,
-        rpc: Default::default(),
-        hosts: Default::default(),
-    };
+    let mut session = Session::new(config, client, notifier, shutdown, Volume::Unavailable);
     let mut outcome = Outcome::default();
     let valid = validate_while_waiting(&session, &mut outcome).await?;
     session.volume = Volume::open(config.volume.as_deref());
     let installed = live_installed(&session, &valid, &state).await;
+    if let Some(installed) = &installed
+        && !volume_agrees(&session.volume, installed)
+    {
+        session.volume = Volume::Unavailable;
+    }
     let mut awaiting = Vec::new();
     for p in &valid {
         provision_one(
@@ -306,6 +198,20 @@ async fn validate_while_waiting(
     Ok(valid)
 }
 
+/// A volume that has none of the plugins Scrypted reports installed is not its
+/// volume (a wrong `volume` setting): the server is trusted instead, and nothing is
+/// redeployed because of it.
+fn volume_agrees(volume: &Volume, installed: &BTreeMap<String, Installed>) -> bool {
+    let Volume::Readable(path) = volume else {
+        return true;
+    };
+    if installed.is_empty() || installed.keys().any(|n| volume.installed(n) == Some(true)) {
+        return true;
+    }
+    tracing::warn!(volume = %path.display(), installed = installed.len(), "the volume looks wrong: Scrypted reports {} installed plugins and none of them is in it; trusting the server", installed.len());
+    false
+}
+
 /// What Scrypted has installed, over RPC, hosted on a plugin this run will not
 /// redeploy if there is one (`docs/scrypted-api.md` §8). None: no session.
 async fn live_installed(
@@ -318,14 +224,27 @@ async fn live_installed(
         .filter(|p| !state.get(&p.name).is_some_and(|d| d.matches(p)))
         .map(|p| p.name.as_str())
         .collect();
-    for p in valid.iter().filter(|p| state.get(&p.name).is_some()) {
+    for p in valid
+        .iter()
+        .filter(|p| state.get(&p.name).is_some() || state.pending(&p.name).is_some())
+    {
         session.add_host(&p.name);
     }
-    // Last resort hosts; prune never hosts on the plugin it removes.
+    // Last resort hosts; prune never hosts on the plugin it removes. Only plugins
+    // known installed are ever tried (`Session::may_host`).
     for (name, _) in state.undeclared() {
         session.add_host(&name);
     }
-    match session.rpc(&changing).await {
+    for name in session.volume.installed_plugins() {
+        session.add_host(&name);
+    }
+    // Better a host this run changes (the session is reopened elsewhere once it
+    // closes) than no view of what is installed.
+    let rpc = match session.rpc(&changing).await {
+        Ok(rpc) => Ok(rpc),
+        Err(_) => session.rpc(&[]).await,
+    };
+    match rpc {
         Ok(rpc) => Some(rpc.installed()),
         Err(e) => {
             tracing::info!(error = %e, "no RPC session yet (nothing alive to host it)");
@@ -350,10 +269,18 @@ async fn provision_one(
         return Err(interrupted(outcome));
     }
     if in_place(session, p, state, installed.as_ref()) {
-        tracing::info!(plugin = %p.name, version = %p.version, "unchanged, not redeployed");
-        // Also for plugins deployed before copies were kept.
-        keep_copy(session, p);
-        outcome.unchanged.push(p.name.clone());
+        match health::check(session, p).await {
+            health::Health::Dead(why) if session.volume.zip_intact(p) == Some(false) => {
+                tracing::warn!(plugin = %p.name, version = %p.version, error = %why, "found not running, and its installed zip differs from the declared one; redeploying");
+            }
+            h => {
+                health::report(session, p, h, outcome);
+                return Ok(());
+            }
+        }
+    }
+    if let Some(a) = finish_pending(session, p, state, installed.as_ref()) {
+        awaiting.push(a);
         return Ok(());
     }
     session.notifier.progress(&format!(
@@ -362,118 +289,124 @@ async fn provision_one(
         position(session.config, &p.name),
         session.config.plugins.len()
     ));
+    // Record before act: what is sent, and what to go back to, is on disk first.
+    let previous = state.begin(&p.name, Deployed::of(p));
+    state.save()?;
     let started = Instant::now();
     let since_ms = confirm::now_ms();
     let result = session.deploy_with_retries(p).await.map_err(|e| match e {
         RunError::Interrupted { .. } => interrupted(outcome),
         other => other,
     })?;
-    on_result(
-        session,
-        p,
+    let deploy = Deploy {
         result,
-        (started, since_ms),
-        state,
-        outcome,
-        awaiting,
-    )
-    .await?;
+        previous,
+        started,
+        since_ms,
+    };
+    on_result(session, p, deploy, state, outcome, awaiting).await?;
     state.save()?;
     Ok(())
 }
 
+/// An earlier run deployed exactly this and stopped before it knew whether it
+/// loaded: if it is what is installed, its load is confirmed now rather than
+/// deployed again; the journaled previous version is still the one to go back to.
+fn finish_pending(
+    session: &Session<'_>,
+    p: &ValidPlugin,
+    state: &State,
+    installed: Option<&BTreeMap<String, Installed>>,
+) -> Option<confirm::Awaiting> {
+    let pending = state.pending(&p.name)?;
+    let version = installed?.get(&p.name)?.version.as_deref();
+    if !pending.deploying.matches(p)
+        || version != Some(p.version.as_str())
+        || session.volume.has(p) == Some(false)
+    {
+        return None;
+    }
+    tracing::info!(plugin = %p.name, version = %p.version, "an earlier run deployed this version and stopped before its load was confirmed; confirming it now");
+    Some(confirm::Awaiting {
+        plugin: p.clone(),
+        since_ms: 0,
+        previous: pending.previous.clone(),
+    })
+}
+
+/// One deploy as it went.
+struct Deploy {
+    result: PluginResult,
+    /// What was in place before (journaled), to roll back to.
+    previous: Option<Deployed>,
+    started: Instant,
+    /// Our clock when it was sent: its Logger lines are newer.
+    since_ms: u64,
+}
+
 /// A deploy that went through waits for its load confirmation; one that failed
-/// after Scrypted killed the plugin puts the previous version back.
+/// before Scrypted touched the running version keeps its record; one that failed
+/// after Scrypted killed it puts the previous version back.
 async fn on_result(
     session: &Session<'_>,
     p: &ValidPlugin,
-    result: PluginResult,
-    (started, since_ms): (Instant, u64),
+    deploy: Deploy,
     state: &mut State,
     outcome: &mut Outcome,
     awaiting: &mut Vec<confirm::Awaiting>,
 ) -> Result<(), RunError> {
-    match result {
+    let (reason, plugin_killed, record_changed) = match deploy.result {
         PluginResult::Deployed => {
-            tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = started.elapsed().as_millis() as u64, "deployed; load to be confirmed");
+            tracing::info!(plugin = %p.name, version = %p.version, zip_md5 = %p.zip_md5, duration_ms = deploy.started.elapsed().as_millis() as u64, "deployed; load to be confirmed");
             // Installed now and not changed again this run: it can host RPC.
-            session.add_host(&p.name);
+            session.installed(&p.name);
             awaiting.push(confirm::Awaiting {
                 plugin: p.clone(),
-                since_ms,
-                previous: state.get(&p.name).cloned(),
+                since_ms: deploy.since_ms,
+                previous: deploy.previous,
             });
-            // Not in place until its load is confirmed.
-            state.forget(&p.name);
+            return Ok(());
         }
         PluginResult::Failed {
             reason,
             plugin_killed,
-        } => {
-            tracing::error!(plugin = %p.name, version = %p.version, error = %reason, "deploy failed");
-            let previous = state.get(&p.name).cloned();
-            // A failed deploy may have replaced what was installed; the old claim
-            // no longer holds.
-            state.forget(&p.name);
-            let reason = match previous {
-                Some(prev) if plugin_killed && prev.zip_md5 != p.zip_md5 => {
-                    let back = roll_back(session, &p.name, &prev).await?;
-                    if back.is_ok() {
-                        state.record(&p.name, prev.clone());
-                    }
-                    format!("{reason}; {}", back.unwrap_or_else(|e| e))
-                }
-                _ => reason,
+            record_changed,
+        } => (reason, plugin_killed, record_changed),
+    };
+    tracing::error!(plugin = %p.name, version = %p.version, error = %reason, "deploy failed");
+    let reason = match deploy.previous {
+        // Scrypted never got to the running version: it still runs, as recorded,
+        // but its database may now hold the new package.json and zip, which the
+        // next Scrypted restart would start: those are put back too.
+        Some(prev) if !plugin_killed => {
+            let reason = match record_changed {
+                true => format!(
+                    "{reason}; {}",
+                    rollback::restore_record(session, &p.name, &prev).await
+                ),
+                false => reason,
             };
-            outcome.failed.push(Failure {
-                name: p.name.clone(),
-                reason,
-            });
+            state.resolve(&p.name, prev);
+            reason
         }
-    }
+        Some(prev) if prev.zip_md5 != p.zip_md5 => {
+            let back = roll_back(session, &p.name, &prev).await?;
+            if back.is_ok() {
+                state.resolve(&p.name, prev);
+            }
+            // Not put back: the step stays pending, for a later run to undo.
+            format!("{reason}; {}", back.unwrap_or_else(|e| e))
+        }
+        _ => {
+            state.abandon(&p.name);
+            reason
+        }
+    };
+    outcome.failed.push(Failure {
+        name: p.name.clone(),
+        reason,
+    });
     Ok(())
-}
-
-/// Keeps a copy of what is now in place, for [`roll_back`]. Failing to keep one
-/// costs only the rollback, so it is logged, not fatal.
-pub(crate) fn keep_copy(session: &Session<'_>, p: &ValidPlugin) {
-    if let Err(e) = keep::keep(&session.config.state_dir, p) {
-        tracing::warn!(plugin = %p.name, error = %e, "cannot keep a copy for rollback");
-    }
-}
-
-/// Scrypted killed the old version and the new one did not make it: put the kept
-/// copy of the old version back, so the plugin keeps running. Ok/Err: the sentence
-/// saying which.
-pub(crate) async fn roll_back(
-    session: &Session<'_>,
-    name: &str,
-    prev: &Deployed,
-) -> Result<Result<String, String>, RunError> {
-    let Some(decl) = keep::kept(&session.config.state_dir, name, &prev.zip_md5) else {
-        return Ok(Err(format!(
-            "no copy of {} was kept, so it could not be put back: the plugin is down",
-            prev.version
-        )));
-    };
-    let old = match validate::validate(&decl) {
-        Ok(old) => old,
-        Err(e) => return Ok(Err(format!("the kept {} is unusable: {e}", prev.version))),
-    };
-    tracing::warn!(plugin = %name, version = %old.version, "rolling back to the version that was in place");
-    Ok(match session.deploy_with_retries(&old).await? {
-        PluginResult::Deployed => {
-            tracing::info!(plugin = %name, version = %old.version, "rolled back; the previous version runs");
-            Ok(format!(
-                "rolled back: the previous version {} was redeployed and keeps running",
-                old.version
-            ))
-        }
-        PluginResult::Failed { reason, .. } => Err(format!(
-            "rolling back to {} failed too: {reason}",
-            old.version
-        )),
-    })
 }
 
 /// Position among all declared plugins, as the operator counts them.

@@ -1,5 +1,11 @@
 //! What sideloadd deployed, kept in `stateDir/state.json`.
 //!
+//! Record before act: before a deploy, the step is journaled (`pending`: what is
+//! being deployed and what was in place before, to roll back to) and the file saved;
+//! only once the outcome is known is the entry resolved. A run stopped in between
+//! (SIGTERM, SIGKILL, power loss) leaves the entry, and the next run finishes the
+//! step (confirms the new version) or undoes it (puts the previous one back).
+//!
 //! The file is only a claim: when Scrypted's volume is readable it is checked against
 //! the zip Scrypted actually installed, so a wiped volume gets everything again. A
 //! missing or unreadable state file means "nothing known", which costs one redeploy
@@ -50,10 +56,23 @@ impl Deployed {
     }
 }
 
+/// A deploy whose outcome is not known yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    /// What is being deployed.
+    pub deploying: Deployed,
+    /// What was in place before: the version to roll back to.
+    pub previous: Option<Deployed>,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateFile {
     format: u32,
     plugins: BTreeMap<String, Deployed>,
+    /// Deploys begun and not resolved (see the module doc). Older files have none.
+    #[serde(default)]
+    pending: BTreeMap<String, Pending>,
     /// Plugins sideloadd installed that are no longer declared: never trusted
     /// for skipping a deploy, only for `prune` (which removes only these).
     #[serde(default)]
@@ -119,6 +138,42 @@ impl State {
         self.dir.join(STATE_FILE)
     }
 
+    pub fn pending(&self, name: &str) -> Option<&Pending> {
+        self.data.pending.get(name)
+    }
+
+    /// Journals a deploy of `deploying` (the caller saves before sending anything):
+    /// the claim that something is in place moves into the entry as the version to
+    /// roll back to. A step already pending keeps its `previous`: that is still
+    /// the last version known to work. Returns what to roll back to.
+    pub fn begin(&mut self, name: &str, deploying: Deployed) -> Option<Deployed> {
+        let previous = match self.data.pending.remove(name) {
+            Some(p) => p.previous,
+            None => self.data.plugins.remove(name),
+        };
+        self.data.plugins.remove(name);
+        let entry = Pending {
+            deploying,
+            previous: previous.clone(),
+        };
+        self.data.pending.insert(name.to_string(), entry);
+        previous
+    }
+
+    /// The step is over and `in_place` runs (the new version, or the previous one
+    /// put back).
+    pub fn resolve(&mut self, name: &str, in_place: Deployed) {
+        self.data.pending.remove(name);
+        self.data.plugins.insert(name.to_string(), in_place);
+    }
+
+    /// The step is over and nothing known to work runs: nothing to claim, nothing
+    /// to go back to.
+    pub fn abandon(&mut self, name: &str) {
+        self.data.pending.remove(name);
+        self.data.plugins.remove(name);
+    }
+
     /// Drops entries for plugins no longer declared, so a plugin removed and later
     /// declared again is not trusted on an old claim.
     pub fn retain(&mut self, declared: &[&str]) {
@@ -127,6 +182,14 @@ impl State {
             .partition(|(name, _)| declared.contains(&name.as_str()));
         self.data.plugins = keep;
         self.data.undeclared.extend(gone);
+        // A step left pending: what was sent last is what sideloadd installed.
+        let (keep, gone): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.data.pending)
+            .into_iter()
+            .partition(|(name, _)| declared.contains(&name.as_str()));
+        self.data.pending = keep;
+        self.data
+            .undeclared
+            .extend(gone.into_iter().map(|(n, p)| (n, p.deploying)));
         self.data
             .undeclared
             .retain(|name, _| !declared.contains(&name.as_str()));
@@ -233,6 +296,28 @@ mod tests {
         let s = State::load(t.path(), true).expect("load");
         assert!(s.discarded.is_some());
         assert!(s.get("@scrypted/nvr").is_none());
+    }
+
+    #[test]
+    fn a_journaled_deploy_survives_a_reload_until_resolved() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let mut s = State::load(t.path(), true).expect("load");
+        s.record("a", Deployed::of(&plugin("old")));
+        let previous = s.begin("a", Deployed::of(&plugin("new")));
+        assert_eq!(previous.map(|d| d.zip_md5), Some("old".into()));
+        s.save().expect("save");
+        // A run killed here: the next one reads what was being done.
+        let mut s = State::load(t.path(), true).expect("reload");
+        assert!(s.get("a").is_none(), "not claimed in place while pending");
+        let p = s.pending("a").expect("journaled").clone();
+        assert_eq!(p.deploying.zip_md5, "new");
+        assert_eq!(p.previous.as_ref().map(|d| d.zip_md5.as_str()), Some("old"));
+        // Begun again (another attempt): the version to go back to is unchanged.
+        let again = s.begin("a", Deployed::of(&plugin("newer")));
+        assert_eq!(again.map(|d| d.zip_md5), Some("old".into()));
+        s.resolve("a", Deployed::of(&plugin("newer")));
+        assert!(s.pending("a").is_none());
+        assert!(s.get("a").is_some_and(|d| d.matches(&plugin("newer"))));
     }
 
     #[test]

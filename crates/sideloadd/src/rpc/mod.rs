@@ -35,7 +35,8 @@ pub enum LoadVerdict {
 pub struct Scrypted {
     peer: Peer,
     plugins: String,
-    logger: String,
+    /// The Logger of every device (`logger.getLogger("device", ..)`).
+    devices_logger: String,
     host: String,
 }
 
@@ -57,11 +58,16 @@ impl Scrypted {
         };
         let plugins = component(peer.call(&api, "getComponent", json!(["plugins"])).await?)?;
         let logger = component(peer.call(&api, "getComponent", json!(["logger"])).await?)?;
+        // The root Logger answers every entry of the last 48 h in one message, tens of
+        // MB on a busy server; a device's own Logger answers only its entries
+        // (server/src/logger.ts; `docs/scrypted-api.md` §10).
+        let devices = peer.call(&logger, "getLogger", json!(["device", "Devices"]));
+        let devices_logger = component(devices.await?)?;
         tracing::debug!(host, "RPC session open");
         Ok(Self {
             peer,
             plugins,
-            logger,
+            devices_logger,
             host: host.into(),
         })
     }
@@ -72,6 +78,10 @@ impl Scrypted {
 
     pub fn is_closed(&self) -> bool {
         self.peer.is_closed()
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.peer.is_stalled()
     }
 
     /// Device id of an installed plugin.
@@ -122,7 +132,13 @@ impl Scrypted {
         id: &str,
         since_ms: u64,
     ) -> Result<Option<LoadVerdict>, RpcError> {
-        let logs = self.peer.call(&self.logger, "getLogs", json!([])).await?;
+        let logger = self
+            .peer
+            .call(&self.devices_logger, "getLogger", json!([id, name]))
+            .await?;
+        let logger = proxy_id(&logger)
+            .ok_or_else(|| RpcError::Protocol(format!("the Logger of {id}: {logger}")))?;
+        let logs = self.peer.call(logger, "getLogs", json!([])).await?;
         let path = format!("/device/{id}");
         let lines: Vec<&str> = logs
             .as_array()
@@ -227,9 +243,11 @@ impl Scrypted {
     }
 }
 
-/// After the newest `loading <name>`: `loaded`, a load failure, or a crash.
-/// Lines are matched on their start and the plugin's name, not whole, so a
-/// detail Scrypted appends (a path, a pid) does not hide them.
+/// After the newest `loading <name>`: `loaded`, a load failure, or a crash. A
+/// crash after `loaded` (the process exited once loaded) is a crash: the plugin
+/// is not running (`docs/scrypted-api.md` §10). Lines are matched on their start
+/// and the plugin's name, not whole, so a detail Scrypted appends (a path, a pid)
+/// does not hide them.
 pub fn verdict(lines: &[&str], name: &str) -> Option<LoadVerdict> {
     let about = |line: &str, word: &str| {
         line.strip_prefix(word)
@@ -237,22 +255,25 @@ pub fn verdict(lines: &[&str], name: &str) -> Option<LoadVerdict> {
             .is_some_and(|rest| rest.split_whitespace().next() == Some(name))
     };
     let start = lines.iter().rposition(|l| about(l, "loading"))?;
+    let mut seen: Option<LoadVerdict> = None;
+    // "Plugin failed to load" comes before the line with the error itself.
     let mut failed: Option<String> = None;
     for line in &lines[start + 1..] {
-        if about(line, "loaded") {
-            return Some(LoadVerdict::Loaded);
-        }
-        if let Some(error) = line.strip_prefix("plugin load error ") {
-            return Some(LoadVerdict::Failed(error.to_string()));
-        }
-        if line.starts_with("Plugin failed to load") {
-            failed = Some(line.to_string());
-        }
         if line.contains("unexpectedly exited, restarting") {
             return Some(LoadVerdict::Crashed(line.to_string()));
         }
+        if seen.is_some() {
+            continue;
+        }
+        if about(line, "loaded") {
+            seen = Some(LoadVerdict::Loaded);
+        } else if let Some(error) = line.strip_prefix("plugin load error ") {
+            seen = Some(LoadVerdict::Failed(error.to_string()));
+        } else if line.starts_with("Plugin failed to load") {
+            failed = Some(line.to_string());
+        }
     }
-    failed.map(LoadVerdict::Failed)
+    seen.or(failed.map(LoadVerdict::Failed))
 }
 
 #[cfg(test)]
@@ -287,6 +308,13 @@ mod tests {
         );
         let lines = [
             "loading @scrypted/x",
+            "plugin @scrypted/x unexpectedly exited, restarting in 60000ms",
+        ];
+        assert!(matches!(verdict(&lines, n), Some(LoadVerdict::Crashed(_))));
+        // Loaded, then the process exited: not running, so not loaded.
+        let lines = [
+            "loading @scrypted/x",
+            "loaded @scrypted/x",
             "plugin @scrypted/x unexpectedly exited, restarting in 60000ms",
         ];
         assert!(matches!(verdict(&lines, n), Some(LoadVerdict::Crashed(_))));

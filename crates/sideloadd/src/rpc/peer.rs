@@ -23,6 +23,17 @@ type Pending = HashMap<String, oneshot::Sender<Result<Value, RpcError>>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// engine.io sends each message in one WebSocket frame. tungstenite's default frame
+/// limit (16 MiB) closed the session on a real Logger's answer; the calls made here
+/// answer far less (one plugin's log), and this bound keeps a hostile answer from
+/// taking unbounded memory (`docs/scrypted-api.md` §9).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// At most this many devices are mirrored from the pushed system state: a real
+/// installation has hundreds; a stream of updates for ever new ids must not grow
+/// the mirror without end.
+pub const MAX_DEVICES: usize = 10_000;
+/// Mirrored strings (plugin names, versions) are cut to this length.
+const MAX_STRING: usize = 256;
 /// Our side's proxy ids, as the server will address them.
 const OUR_GET_REMOTE: &str = "sideloadd-getRemote";
 const OUR_REMOTE: &str = "sideloadd-remote";
@@ -50,6 +61,8 @@ struct Shared {
     /// Device id -> `{property: {"value": ...}}`.
     state: Mutex<Map<String, Value>>,
     closed: std::sync::atomic::AtomicBool,
+    /// A call went unanswered: the session is given up (see [`Peer::call`]).
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,15 +136,19 @@ impl Peer {
             .as_str()
             .into_client_request()
             .map_err(|e| RpcError::Connect(e.to_string()))?;
-        let value = auth
+        let mut value: tokio_tungstenite::tungstenite::http::HeaderValue = auth
             .parse()
             .map_err(|_| RpcError::Connect("token is not a header value".into()))?;
+        value.set_sensitive(true);
         request.headers_mut().insert("authorization", value);
-        let (ws, _) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .map_err(|_| RpcError::Timeout("the WebSocket connection".into()))?
-                .map_err(|e| RpcError::Connect(e.to_string()))?;
+        let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(limits), false);
+        let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| RpcError::Timeout("the WebSocket connection".into()))?
+            .map_err(|e| RpcError::Connect(e.to_string()))?;
         let (mut sink, mut stream) = ws.split();
         let api = tokio::time::timeout(CONNECT_TIMEOUT, handshake(&mut sink, &mut stream))
             .await
@@ -163,6 +180,11 @@ impl Peer {
         self.shared.closed.load(Ordering::Relaxed)
     }
 
+    /// Whether a call went unanswered in time (the session is then closed).
+    pub fn is_stalled(&self) -> bool {
+        self.shared.stalled.load(Ordering::Relaxed)
+    }
+
     async fn send(&self, frame: String) -> Result<(), RpcError> {
         self.sink
             .lock()
@@ -187,7 +209,11 @@ impl Peer {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RpcError::Closed),
             Err(_) => {
+                // A server that leaves one call unanswered leaves the next ones too:
+                // waiting for each would make a run take minutes.
                 lock(&self.shared.pending).remove(&id);
+                self.shared.stalled.store(true, Ordering::Relaxed);
+                self.shared.closed.store(true, Ordering::Relaxed);
                 Err(RpcError::Timeout(format!("{proxy}.{method}")))
             }
         }
@@ -311,38 +337,74 @@ fn on_message(shared: &Shared, msg: Value) {
     }
 }
 
-/// `setSystemState`, `updateDeviceState` and `notify`, kept as a mirror.
+/// `setSystemState`, `updateDeviceState` and `notify`, kept as a mirror of only
+/// what sideloadd reads (see [`slim`]), for at most [`MAX_DEVICES`] devices.
 fn on_state(shared: &Shared, msg: &Value) {
     let args = &msg["args"];
     let mut state = lock(&shared.state);
     match msg["method"].as_str() {
         Some("setSystemState") => {
             if let Some(all) = decode(args[0].clone()).as_object() {
-                *state = all.clone();
+                *state = all
+                    .iter()
+                    .filter_map(|(id, d)| Some((id.clone(), slim(d)?)))
+                    .take(MAX_DEVICES)
+                    .collect();
             }
         }
         Some("updateDeviceState") => {
             let Some(id) = args[0].as_str() else { return };
-            match decode(args[1].clone()) {
-                Value::Null => {
+            match slim(&decode(args[1].clone())) {
+                None => {
                     state.remove(id);
                 }
-                v => {
+                Some(v) if state.contains_key(id) || state.len() < MAX_DEVICES => {
                     state.insert(id.into(), v);
                 }
+                Some(_) => {}
             }
         }
         Some("notify") => {
-            let (Some(id), Some(prop)) = (args[0].as_str(), args[1]["property"].as_str()) else {
+            let (Some(id), Some("on")) = (args[0].as_str(), args[1]["property"].as_str()) else {
                 return;
             };
+            let on = decode(args[2].clone())["value"].as_bool();
+            if !state.contains_key(id) && state.len() >= MAX_DEVICES {
+                return;
+            }
             let device = state.entry(id).or_insert_with(|| json!({}));
-            if let Some(d) = device.as_object_mut() {
-                d.insert(prop.into(), decode(args[2].clone()));
+            if let (Some(d), Some(on)) = (device.as_object_mut(), on) {
+                d.insert("on".into(), json!({ "value": on }));
             }
         }
         _ => {}
     }
+}
+
+/// What sideloadd reads of a device: whether it is a plugin, the plugin's npm name
+/// and version, and `on` (core's auto-update automation). None: nothing of it.
+pub fn slim(device: &Value) -> Option<Value> {
+    let cut = |v: &Value| {
+        v.as_str()
+            .map(|s| s.chars().take(MAX_STRING).collect::<String>())
+    };
+    let plugin = device["interfaces"]["value"]
+        .as_array()
+        .is_some_and(|i| i.iter().any(|x| x == "ScryptedPlugin"));
+    let on = device["on"]["value"].as_bool();
+    let mut out = Map::new();
+    if plugin {
+        let info = &device["info"]["value"];
+        out.insert("interfaces".into(), json!({"value": ["ScryptedPlugin"]}));
+        out.insert(
+            "info".into(),
+            json!({"value": {"manufacturer": cut(&info["manufacturer"]), "version": cut(&info["version"])}}),
+        );
+    }
+    if let Some(on) = on {
+        out.insert("on".into(), json!({ "value": on }));
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// Unwraps `__json_copy_serialize_children`, at any depth.
@@ -365,5 +427,47 @@ fn error_message(v: &Value) -> String {
         (Some(n), Some(m)) => format!("{n}: {m}"),
         (_, Some(m)) => m.into(),
         _ => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(id: &str, state: Value) -> Value {
+        json!({"type": "apply", "proxyId": OUR_REMOTE, "method": "updateDeviceState",
+               "oneway": true, "args": [id, state]})
+    }
+
+    #[test]
+    fn a_hostile_stream_of_device_updates_is_mirrored_within_bounds() {
+        let shared = Shared::default();
+        let plugin = json!({
+            "interfaces": {"value": ["ScryptedPlugin", "Settings"]},
+            "info": {"value": {"manufacturer": "@scrypted/x", "version": "1.0.0", "serialNumber": "s"}},
+            "junk": {"value": "z".repeat(10_000)},
+        });
+        on_message(&shared, update("plugin", plugin));
+        let junk = "y".repeat(10_000);
+        for i in 0..(MAX_DEVICES * 3) {
+            let state =
+                json!({"junk": {"value": junk}, "on": {"value": true}, "name": {"value": i}});
+            on_message(&shared, update(&format!("flood-{i}"), state));
+            let notify = json!({"type": "apply", "proxyId": OUR_REMOTE, "method": "notify", "oneway": true,
+                                "args": [format!("other-{i}"), {"property": "on"}, {"value": false}]});
+            on_message(&shared, notify);
+        }
+        let state = lock(&shared.state);
+        assert!(
+            state.len() <= MAX_DEVICES,
+            "{} devices mirrored",
+            state.len()
+        );
+        let bytes: usize = state.values().map(|v| v.to_string().len()).sum();
+        assert!(bytes < 100 * MAX_DEVICES, "{bytes} bytes mirrored");
+        // What sideloadd reads is kept.
+        assert_eq!(state["plugin"]["info"]["value"]["version"], "1.0.0");
+        assert_eq!(state["plugin"]["interfaces"]["value"][0], "ScryptedPlugin");
+        assert!(state["plugin"].get("junk").is_none());
     }
 }

@@ -115,3 +115,18 @@ async fn an_empty_plugin_list_is_valid_and_needs_no_server() {
     out.assert_code(0);
     assert!(out.stderr.contains("0 plugins in place"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn an_https_server_is_refused_naming_the_plain_http_port() {
+    let h = Harness::start(Setup::default()).await;
+    h.write_config(|c| c["server"] = "https://127.0.0.1:10443".into());
+    let (code, _, stderr) = check(&h);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`server`")
+            && stderr.contains("self-signed")
+            && stderr.contains("SCRYPTED_INSECURE_PORT")
+            && stderr.contains("http://127.0.0.1:11080"),
+        "{stderr}"
+    );
+}

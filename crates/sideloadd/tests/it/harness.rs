@@ -20,6 +20,8 @@ pub struct Setup {
     pub use_volume: bool,
     pub ready_timeout_secs: u64,
     pub token_in_file: String,
+    /// From fork to `loaded` in the fake.
+    pub load_delay: Duration,
 }
 
 impl Default for Setup {
@@ -30,6 +32,7 @@ impl Default for Setup {
             use_volume: true,
             ready_timeout_secs: 30,
             token_in_file: format!("{TOKEN}\n"),
+            load_delay: Options::default().load_delay,
         }
     }
 }
@@ -76,6 +79,7 @@ impl Harness {
             token: TOKEN.into(),
             startup_delay: setup.startup_delay,
             volume: Some(volume),
+            load_delay: setup.load_delay,
             ..Options::default()
         })
         .expect("fake server");
@@ -92,7 +96,11 @@ impl Harness {
         for i in 0..h.specs.len() {
             h.specs[i].write(&h.plugin_dir(i)).expect("plugin");
         }
-        std::fs::write(h.dir.path().join("token"), &h.setup.token_in_file).expect("token");
+        let token = h.dir.path().join("token");
+        std::fs::write(&token, &h.setup.token_in_file).expect("token");
+        // As the NixOS module's credentials are: readable by the service only.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         h.write_config(|_| {});
         h
     }
@@ -152,6 +160,24 @@ impl Harness {
 
     pub async fn run(&self) -> Output {
         run_config(&self.config).await
+    }
+
+    /// `sideloadd status` (exit code, stdout, stderr).
+    pub fn status(&self) -> (Option<i32>, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sideloadd"))
+            .args(["status", "--config", path_str(&self.config)])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("status");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.state_file()).expect("state")).expect("json")
     }
 
     pub async fn run_cmd(&self, cmd: tokio::process::Command) -> Output {
@@ -228,4 +254,62 @@ pub async fn run_cmd(mut cmd: tokio::process::Command) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         elapsed: started.elapsed(),
     }
+}
+
+/// Installs `spec` the way the web UI's upload does (setup, then deploy), as a
+/// person would by hand: nothing sideloadd knows about.
+pub async fn hand_install(h: &Harness, spec: &PluginSpec) {
+    let dir = h
+        .dir
+        .path()
+        .join("by-hand")
+        .join(spec.name.replace('/', "+"))
+        .join(&spec.version);
+    spec.write(&dir).expect("plugin");
+    let http = reqwest::Client::new();
+    for (route, content_type, body) in [
+        (
+            "setup",
+            "application/json",
+            std::fs::read(dir.join("package.json")).expect("package.json"),
+        ),
+        (
+            "deploy",
+            "application/zip",
+            std::fs::read(dir.join("plugin.zip")).expect("zip"),
+        ),
+    ] {
+        let r = http
+            .post(format!("{}/web/component/script/{route}", h.server.url()))
+            .query(&[("npmPackage", spec.name.as_str())])
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect(route);
+        assert_eq!(r.status(), 200, "{route} of {}", spec.name);
+    }
+}
+
+/// Starts `sideloadd run` and kills it (SIGKILL, as a power loss would) once
+/// Scrypted has answered the deploy of `name`, before its load can be confirmed.
+pub async fn kill_after_deploy(h: &Harness, name: &str) {
+    h.server.clear_requests();
+    let mut child = h
+        .command(&["run", "--config", path_str(&h.config)])
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h
+        .server
+        .sideload_requests(name)
+        .iter()
+        .any(|r| r.route == Some(fake_scrypted::Route::Deploy) && r.status == Some(200))
+    {
+        assert!(Instant::now() < deadline, "no deploy of {name} answered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
 }

@@ -4,11 +4,17 @@
 
 mod admin_password;
 mod check_config;
+mod core_endpoint;
 mod faults;
 mod harness;
+mod journal;
+mod messages;
 mod notify;
+mod ownership;
 mod provision;
 mod real_rpc;
 mod real_server;
+mod robustness;
 mod rpc;
+mod running;
 mod zips;

@@ -517,3 +517,61 @@ async fn real_a_wrong_token_exits_3_and_names_the_cause() {
         w.specs[0].name
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_status_and_prune_never_touch_the_endpoint_of_a_missing_core() {
+    let Some(server) = RealServer::from_env() else {
+        return;
+    };
+    if server.volume.join("plugins/@scrypted/core").exists() {
+        println!("skipped: this server has @scrypted/core installed");
+        return;
+    }
+    let w = World::start(server, &["@scrypted/it-real-nocore"]).await;
+    w.run().await.assert_code(0);
+    // Core declared but not installed: status only looks.
+    let core = w.dir.path().join("plugins/core");
+    PluginSpec::new("@scrypted/core", "0.3.147")
+        .write(&core)
+        .expect("core");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&w.config).expect("config")).expect("json");
+    let base = config.clone();
+    config["plugins"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({"name": "@scrypted/core", "path": core}));
+    std::fs::write(&w.config, config.to_string()).expect("config");
+    w.proxy.clear();
+    let out = crate::harness::run_cmd(crate::harness::command(&[
+        "status",
+        "--config",
+        crate::harness::path_str(&w.config),
+    ]))
+    .await;
+    out.assert_code(1);
+    assert!(out.stdout.contains("not installed"), "{}", out.stdout);
+    // An earlier run's claim that sideloadd installed core, which the user then
+    // removed: prune looks, and must not ask core's endpoint.
+    let state_file = w.dir.path().join("state/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).expect("state")).expect("json");
+    state["undeclared"]["@scrypted/core"] = json!({"version": "0.3.147",
+        "zipMd5": "0", "zipSize": 1, "packageJsonMd5": "0", "deployedAt": 0});
+    std::fs::write(&state_file, state.to_string()).expect("state");
+    let mut config = base;
+    config["prune"] = json!(true);
+    std::fs::write(&w.config, config.to_string()).expect("config");
+    let out = w.run().await;
+    out.assert_code(0);
+    let touched: Vec<String> = w
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.contains("/endpoint/@scrypted/core") || r.contains("/endpoint/%40scrypted%2Fcore")
+        })
+        .collect();
+    assert_eq!(touched, Vec::<String>::new(), "core's endpoint was asked");
+    assert!(!w.server.volume.join("plugins/@scrypted/core").exists());
+}

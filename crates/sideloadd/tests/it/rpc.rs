@@ -8,7 +8,7 @@ use fake_scrypted::fixture::PluginSpec;
 
 use crate::harness::{Harness, Setup, path_str};
 
-fn throwing(name: &str, version: &str, message: &str) -> PluginSpec {
+pub(crate) fn throwing(name: &str, version: &str, message: &str) -> PluginSpec {
     let mut s = PluginSpec::new(name, version);
     s.main_js = Some(format!(
         "{}Error: {message}\nthrow new Error(\"{message}\");\n",
@@ -146,8 +146,9 @@ async fn with_auto_update_allowed_drift_is_reported_and_repaired() {
         c["autoUpdate"] = true.into();
         c["server"] = url.into();
     });
-    let (code, text) = status(&h);
-    assert_eq!(code, Some(1));
+    let (code, text, stderr) = h.status();
+    assert_eq!(code, Some(3), "the server was not reached: {stderr}");
+    assert!(stderr.contains("Scrypted was not reached"), "{stderr}");
     assert!(
         text.contains("drifted: another zip than the declared one"),
         "{text}"
