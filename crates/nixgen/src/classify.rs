@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use crate::escape::clean_text;
 use crate::name::PluginName;
+use crate::trust::signature::{RegistrySignature, Status};
 
-/// What nixgen writes for one Node plugin.
+/// What nixgen writes for one plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     pub name: PluginName,
@@ -16,6 +17,15 @@ pub struct Pin {
     pub description: String,
     /// `name <email>` as the registry lists it, or `unknown`.
     pub maintainer: String,
+    /// Who published this version ([`crate::trust::publisher`]).
+    pub publisher: Option<String>,
+    /// `dist.integrity` exactly as the registry spells it: what its
+    /// signatures sign.
+    pub integrity: String,
+    /// `dist.signatures`.
+    pub signatures: Vec<RegistrySignature>,
+    /// What the signature check found; set before the pin is rendered.
+    pub signature: Option<Status>,
     /// `scrypted.pluginDependencies`, sorted: Scrypted installs them only when
     /// it downloads a plugin from npm itself, never on a sideload, so the
     /// NixOS module has to bring them along.
@@ -24,6 +34,9 @@ pub struct Pin {
     /// JSON object as parsed (sorted by name): Scrypted npm-installs these at
     /// every load, so nixgen pins them in a lock.
     pub native_dependencies: Vec<(String, String)>,
+    /// A Python plugin (`scrypted.runtime == "python"`): what it asks of the
+    /// interpreter. `None` for Node plugins.
+    pub python: Option<PythonRuntime>,
     /// What the plugin still fetches at runtime and whether its native
     /// dependencies are pinned: filled in after classification.
     pub offline: Offline,
@@ -39,12 +52,40 @@ pub struct Offline {
     pub locked: bool,
     /// A lock to write beside package.nix (new, or its package set changed).
     pub write_lock: Option<String>,
+    /// Optional dependencies npm left out of the lock because the registry
+    /// lacks them: the lock is not the whole tree.
+    pub missing_optional: Vec<String>,
+    /// A Python plugin's requirements, when nixpkgs provides all of them
+    /// (rendered as `python.requirements`).
+    pub python: Option<Vec<crate::python::Recorded>>,
+    /// The `python.requirements = [ ... ];` block of the tree's package.nix,
+    /// kept as it is when the zip is not read again (`--metadata-only`).
+    pub python_block: Option<String>,
+    /// The model files pinned from the Hugging Face Hub (`python.models`).
+    pub models: Option<Vec<crate::hf::ModelFile>>,
+    /// The tree's `python.models = [ ... ];` block, kept as it is when the
+    /// Hub cannot be asked (or under `--metadata-only`).
+    pub models_block: Option<String>,
+}
+
+/// What a Python plugin's package.json asks of the interpreter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PythonRuntime {
+    /// `scrypted.pythonVersion` as Scrypted resolves it on each Linux
+    /// platform (`linux.<arch>`, else `default`); empty when it names none.
+    pub versions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classified {
     Plugin(Box<Pin>),
     Skip(SkipReason),
+    /// A Node plugin whose version is deprecated: never pinned; a plugin
+    /// that has a pin keeps it.
+    Deprecated {
+        version: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -52,7 +93,6 @@ pub enum Classified {
 pub enum SkipReason {
     /// No `scrypted` section: a library such as the SDK.
     NotAPlugin,
-    Python,
     UnsupportedRuntime(String),
     Deprecated(String),
     Ignored,
@@ -66,7 +106,6 @@ impl std::fmt::Display for SkipReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NotAPlugin => f.write_str("not a plugin (no scrypted section)"),
-            Self::Python => f.write_str("python runtime"),
             Self::UnsupportedRuntime(r) => write!(f, "unsupported runtime {r:?}"),
             Self::Deprecated(why) => write!(f, "deprecated: {why}"),
             Self::Ignored => f.write_str("ignored by nixgen.toml"),
@@ -78,12 +117,10 @@ impl std::fmt::Display for SkipReason {
 }
 
 impl SkipReason {
-    /// Reasons that mean a generated package should go away.
+    /// Reasons that mean a generated package should go away. Deprecation
+    /// is not one: the pin stays (see [`crate::trust::deprecation`]).
     pub fn removes_package(&self) -> bool {
-        matches!(
-            self,
-            Self::NotAPlugin | Self::Python | Self::UnsupportedRuntime(_) | Self::Deprecated(_)
-        )
+        matches!(self, Self::NotAPlugin | Self::UnsupportedRuntime(_))
     }
 }
 
@@ -147,13 +184,17 @@ pub fn classify(
     let Some(scrypted) = obj.get("scrypted").filter(|s| s.is_object()) else {
         return Ok(Classified::Skip(SkipReason::NotAPlugin));
     };
-    if let Some(reason) = runtime_skip(scrypted).or_else(|| deprecation(obj)) {
+    if let Some(reason) = runtime_skip(scrypted) {
         return Ok(Classified::Skip(reason));
     }
     let raw_version = obj
         .get("version")
         .and_then(Value::as_str)
         .ok_or(ClassifyError::MissingVersion)?;
+    if let Some(message) = crate::trust::deprecation::message(doc) {
+        let version = clean_line(raw_version, 80);
+        return Ok(Classified::Deprecated { version, message });
+    }
     let version = parse_version(raw_version)?;
     if let Some(held) = held
         && *held != version
@@ -177,8 +218,13 @@ pub fn classify(
         hash,
         description: description(obj, scrypted, name),
         maintainer: maintainer(obj),
+        publisher: crate::trust::publisher::of(doc),
+        integrity: integrity.to_owned(),
+        signatures: crate::trust::signature::signatures_of(doc),
+        signature: None,
         dependencies,
         native_dependencies,
+        python: python_runtime(scrypted),
         offline: Offline::default(),
     })))
 }
@@ -203,29 +249,42 @@ fn native_dependencies(
         .collect()
 }
 
-/// Why a plugin with this `scrypted` section is not a Node plugin, if not.
+/// `scrypted.pythonVersion` of a Python plugin, as Scrypted's python-worker
+/// picks it: `pythonVersion[platform][arch]`, else `pythonVersion.default`.
+/// Anything but strings there is left out (Scrypted would ignore it too).
+fn python_runtime(scrypted: &Value) -> Option<PythonRuntime> {
+    if scrypted.get("runtime").and_then(Value::as_str) != Some("python") {
+        return None;
+    }
+    let asked = scrypted.get("pythonVersion");
+    let mut versions: Vec<String> = ["x64", "arm64"]
+        .iter()
+        .filter_map(|arch| {
+            let specific = asked.and_then(|v| v.get("linux")).and_then(|v| v.get(arch));
+            specific
+                .or_else(|| asked.and_then(|v| v.get("default")))
+                .and_then(Value::as_str)
+                .map(|v| clean_line(v, 40))
+        })
+        .collect();
+    versions.sort();
+    versions.dedup();
+    Some(PythonRuntime { versions })
+}
+
+/// Why a plugin with this `scrypted` section is neither a Node nor a Python
+/// plugin, if not.
 fn runtime_skip(scrypted: &Value) -> Option<SkipReason> {
     match scrypted.get("runtime") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) if r == "node" => None,
-        Some(Value::String(r)) if r == "python" => Some(SkipReason::Python),
+        Some(Value::String(r)) if r == "python" => None,
         Some(other) => {
             let shown = other
                 .as_str()
                 .map_or_else(|| other.to_string(), str::to_owned);
             Some(SkipReason::UnsupportedRuntime(clean_line(&shown, 80)))
         }
-    }
-}
-
-/// npm's `deprecated`: a non-empty message, or `true`.
-fn deprecation(obj: &serde_json::Map<String, Value>) -> Option<SkipReason> {
-    match obj.get("deprecated") {
-        Some(Value::String(why)) if !why.trim().is_empty() => {
-            Some(SkipReason::Deprecated(clean_line(why, 200)))
-        }
-        Some(Value::Bool(true)) => Some(SkipReason::Deprecated("no reason given".into())),
-        _ => None,
     }
 }
 
@@ -402,12 +461,38 @@ mod tests {
     }
 
     #[test]
-    fn skips() {
+    fn python_plugins_are_plugins_with_their_python_version() {
         let mut d = doc();
         d["scrypted"]["runtime"] = json!("python");
+        d["scrypted"]["pythonVersion"] =
+            json!({"default": "3.9", "darwin": {"arm64": "3.10"}, "linux": {"arm64": "3.11"}});
+        let Ok(Classified::Plugin(p)) = classify(&nvr(), None, &d) else {
+            panic!("not a plugin");
+        };
+        assert_eq!(
+            p.python,
+            Some(PythonRuntime {
+                versions: vec!["3.11".into(), "3.9".into()]
+            })
+        );
+        d["scrypted"]
+            .as_object_mut()
+            .map(|o| o.remove("pythonVersion"));
+        let Ok(Classified::Plugin(p)) = classify(&nvr(), None, &d) else {
+            panic!("not a plugin");
+        };
+        assert_eq!(p.python, Some(PythonRuntime::default()));
+    }
+
+    #[test]
+    fn skips() {
+        let mut d = doc();
+        d["scrypted"]["runtime"] = json!("deno");
         assert_eq!(
             classify(&nvr(), None, &d),
-            Ok(Classified::Skip(SkipReason::Python))
+            Ok(Classified::Skip(SkipReason::UnsupportedRuntime(
+                "deno".into()
+            )))
         );
         let mut d = doc();
         d.as_object_mut().map(|o| o.remove("scrypted"));
@@ -419,7 +504,10 @@ mod tests {
         d["deprecated"] = json!("use\nfoo");
         assert_eq!(
             classify(&nvr(), None, &d),
-            Ok(Classified::Skip(SkipReason::Deprecated("use foo".into())))
+            Ok(Classified::Deprecated {
+                version: "0.12.43".into(),
+                message: "use foo".into()
+            })
         );
         let mut d = doc();
         d["deprecated"] = json!("");

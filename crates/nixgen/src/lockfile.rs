@@ -28,7 +28,17 @@ pub struct Npm {
     pub token: Option<Token>,
     /// The longest one resolution may take.
     pub deadline: Duration,
+    /// Node's heap limit for npm, in MiB: npm reads whole package documents
+    /// into memory, and a hostile or huge one must not take the machine.
+    pub memory_mib: u32,
+    /// Resolve only versions published before this time (npm's `--before`):
+    /// the release cooldown, for the native dependency tree.
+    pub before: Option<jiff::Timestamp>,
 }
+
+/// The default of [`Npm::memory_mib`]: resolving a plugin's few native
+/// dependencies needs a fraction of it.
+pub const DEFAULT_NPM_MEMORY_MIB: u32 = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -106,8 +116,18 @@ impl Npm {
         Ok(text)
     }
 
-    async fn run(&self, npm_name: &str, dir: &Path) -> Result<(), LockError> {
+    /// The npm command: lock only, no scripts, bounded by Node's heap
+    /// limit and (under the release cooldown) by `--before`.
+    fn command(&self, dir: &Path) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.program);
+        if let Some(before) = self.before {
+            // Whole seconds: npm parses it with JavaScript's Date.
+            let before = jiff::Timestamp::from_second(before.as_second()).unwrap_or(before);
+            cmd.arg(format!("--before={before}"));
+        }
+        let mut node_options = std::env::var("NODE_OPTIONS").unwrap_or_default();
+        node_options.push_str(&format!(" --max-old-space-size={}", self.memory_mib));
+        cmd.env("NODE_OPTIONS", node_options.trim_start());
         cmd.current_dir(dir)
             .args([
                 "install",
@@ -134,6 +154,11 @@ impl Npm {
                 token.expose(),
             );
         }
+        cmd
+    }
+
+    async fn run(&self, npm_name: &str, dir: &Path) -> Result<(), LockError> {
+        let mut cmd = self.command(dir);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -161,6 +186,13 @@ impl Npm {
                 source,
             })?;
         if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            if text.contains("heap out of memory") || text.contains("Reached heap limit") {
+                let bound = self.memory_mib;
+                return Err(failed(format!(
+                    "npm went over its memory bound ({bound} MiB)"
+                )));
+            }
             return Err(failed(npm_error(&out.stderr)));
         }
         Ok(())
@@ -242,6 +274,53 @@ fn locked_package(path: &str, entry: &Value) -> Result<(String, String, String),
     Ok((path.to_owned(), version.to_owned(), integrity.to_owned()))
 }
 
+/// Optional dependencies that a lock's packages declare but the lock does
+/// not hold: npm leaves out an optional dependency it cannot fetch (the
+/// registry lacks it) without failing, so a lock can look complete and not
+/// be. Each as `<name> (of <package path>)`.
+pub fn missing_optional(text: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let Some(packages) = doc.get("packages").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut missing = Vec::new();
+    for (path, entry) in packages {
+        let optional = entry.get("optionalDependencies").and_then(Value::as_object);
+        for dep in optional.into_iter().flat_map(|m| m.keys()) {
+            if !resolves(packages, path, dep) {
+                let of = if path.is_empty() { "the plugin" } else { path };
+                missing.push(crate::escape::nix_comment(&format!("{dep} (of {of})")));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
+/// Whether `dep`, required from the package at `path`, is found the way
+/// Node looks: in `path/node_modules`, then each enclosing `node_modules`.
+fn resolves(packages: &serde_json::Map<String, Value>, path: &str, dep: &str) -> bool {
+    let mut base = path.to_owned();
+    loop {
+        let candidate = if base.is_empty() {
+            format!("node_modules/{dep}")
+        } else {
+            format!("{base}/node_modules/{dep}")
+        };
+        if packages.contains_key(&candidate) {
+            return true;
+        }
+        match base.rfind("/node_modules/") {
+            Some(i) => base.truncate(i),
+            None if !base.is_empty() => base.clear(),
+            None => return false,
+        }
+    }
+}
+
 /// The package set of a committed lock, if it is a valid lock for `deps`.
 pub fn committed_set(text: &str, deps: &[(String, String)]) -> Option<PackageSet> {
     validate(text, deps).ok()
@@ -281,6 +360,24 @@ mod tests {
                 .contains("no resolved")
         );
         assert!(validate(&lock("sha512-abc").replace("https://", "file:"), &deps()).is_err());
+    }
+
+    #[test]
+    fn optional_dependencies_left_out_are_found() {
+        let lock = serde_json::json!({"lockfileVersion": 3, "packages": {
+            "": {"dependencies": {"a": "^1"}},
+            "node_modules/a": {"version": "1.0.0", "optionalDependencies": {"b": "^1", "c": "^1", "d": "^1"}},
+            "node_modules/a/node_modules/b": {"version": "1.0.0", "optionalDependencies": {"c": "^1", "e": "^1"}},
+            "node_modules/c": {"version": "1.0.0"}
+        }})
+        .to_string();
+        assert_eq!(
+            missing_optional(&lock),
+            [
+                "d (of node_modules/a)",
+                "e (of node_modules/a/node_modules/b)"
+            ]
+        );
     }
 
     #[test]

@@ -28,6 +28,23 @@ enum Command {
     /// pending updates, 2 when a plugin failed (the others are still written)
     /// or the run could not start.
     Update(UpdateArgs),
+    /// Pin the registry's public signing keys in nix/plugins/registry-keys.json,
+    /// showing what changed. `update` never fetches keys: a key change is a
+    /// reviewed commit.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    /// The repository to update.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+    /// Registry base URL [default: as for `update`].
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// Show the change; write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +82,11 @@ struct UpdateArgs {
     /// Download the tarballs of changed plugins and check their hash and content.
     #[arg(long)]
     verify: bool,
-    /// Keep generated plugins that left the registry or became Python.
+    /// Start a new tree: without it, a --root that has no nix/plugins is
+    /// refused rather than filled.
+    #[arg(long)]
+    init: bool,
+    /// Keep generated plugins that left the registry or turned to another runtime.
     #[arg(long)]
     keep_removed: bool,
     /// Allow removing more than 3 plugins (or more than one and over 10 %
@@ -80,9 +101,17 @@ struct UpdateArgs {
     /// are recorded as not scanned).
     #[arg(long)]
     metadata_only: bool,
+    /// Pin a version only once it has been public this long (`3d`, `12h`,
+    /// `0` for no cooldown) [default: `minReleaseAge` in
+    /// nix/plugins/nixgen.toml, else 3d].
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    min_release_age: Option<Duration>,
     /// The npm program that resolves native dependency trees.
     #[arg(long, hide = true, env = "NIXGEN_NPM", default_value = "npm")]
     npm: std::ffi::OsString,
+    /// Node's heap limit for npm in MiB (npm reads whole package documents).
+    #[arg(long, hide = true, env = "NIXGEN_NPM_MEMORY_MIB", default_value_t = nixgen::lockfile::DEFAULT_NPM_MEMORY_MIB)]
+    npm_memory_mib: u32,
     /// Per-request timeout in milliseconds.
     #[arg(long, hide = true, env = "NIXGEN_TIMEOUT_MS", default_value_t = 30_000)]
     timeout_ms: u64,
@@ -109,6 +138,10 @@ struct UpdateArgs {
         default_value_t = 600_000
     )]
     tarball_deadline_ms: u64,
+    /// Ask only this DNS server (UDP, ADDRESS:PORT) instead of the system's:
+    /// for tests and benchmarks against a stand-in on loopback.
+    #[arg(long, hide = true, env = "NIXGEN_DNS_SERVER", value_name = "ADDR")]
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -120,8 +153,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let Command::Update(args) = Cli::parse().command;
-    match run(args) {
+    let result = match Cli::parse().command {
+        Command::Update(args) => run(args),
+        Command::Keys(args) => keys(&args),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("nixgen: error: {e:#}");
@@ -151,6 +187,11 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
         registry: args.registry.clone(),
         tarball_registry: args.tarball_registry.clone(),
         env_registry: std::env::var("NPM_CONFIG_REGISTRY").ok(),
+        // As huggingface_hub reads it, so that a mirror serves both.
+        hf_endpoint: std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| nixgen::hf::DEFAULT_ENDPOINT.to_owned()),
         token,
         jobs: usize::from(args.jobs),
         mode,
@@ -167,8 +208,12 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
             max_wait: Duration::from_millis(args.max_wait_ms),
             max_in_flight: usize::from(args.jobs),
             tarball_deadline: Duration::from_millis(args.tarball_deadline_ms),
+            resolver: nixgen::dns::SharedResolver::new(args.dns_server),
         },
         progress,
+        init: args.init,
+        min_release_age: args.min_release_age,
+        npm_memory_mib: args.npm_memory_mib,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let report = runtime.block_on(update::run(opts))?;
@@ -180,6 +225,22 @@ fn run(args: UpdateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `nixgen keys`: shows the key change and pins the registry's keys.
+fn keys(args: &KeysArgs) -> Result<ExitCode> {
+    let config = nixgen::config::Config::load(&args.root)?;
+    let env = std::env::var("NPM_CONFIG_REGISTRY").ok();
+    let base = config.registry_base(args.registry.as_deref(), env.as_deref());
+    let token = read_token()?;
+    let registry = nixgen::registry::Registry::new(&base, token.as_ref(), HttpSettings::default())?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let change = runtime.block_on(nixgen::keys::refresh(&args.root, &registry, args.dry_run))?;
+    print!("{}", change.text(registry.base()));
+    if args.dry_run && !change.is_empty() {
+        println!("(not written: --dry-run)");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the summary in the format asked for, and the Markdown file.
@@ -199,6 +260,10 @@ fn emit(args: &UpdateArgs, report: &Report) -> Result<()> {
         print!("{}", report.to_text());
     }
     Ok(())
+}
+
+fn parse_age(raw: &str) -> Result<Duration, String> {
+    nixgen::trust::cooldown::parse_age(raw)
 }
 
 /// The bearer token for a private mirror, from the environment or a file

@@ -2,28 +2,13 @@
 
 use std::fmt::Write as _;
 
+use crate::cell::cell;
 use crate::name::PluginName;
 use crate::report::Report;
 
 /// The npm name of a reported plugin (reports carry directory names).
 fn npm_name(name: &str) -> String {
     PluginName::new(name).map_or_else(|_| name.to_owned(), |n| n.npm())
-}
-
-/// Text made safe for a table cell: one line, Markdown punctuation escaped,
-/// so registry text cannot break the table or inject links and HTML.
-pub fn cell(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in crate::escape::nix_comment(s).chars() {
-        if matches!(
-            c,
-            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '!' | '~' | '&'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `[@scope/name](npm page)`, at the given version when there is one.
@@ -41,7 +26,7 @@ fn rows(report: &Report) -> Vec<String> {
     let v = |o: &Option<String>| o.as_deref().map_or_else(|| "–".to_owned(), cell);
     let mut rows = Vec::new();
     for u in &report.updated {
-        let new = match &u.detail {
+        let new = match &u.note() {
             Some(d) => format!("{} ({})", cell(&u.new), cell(d)),
             None => cell(&u.new),
         };
@@ -75,6 +60,8 @@ fn rows(report: &Report) -> Vec<String> {
 impl Report {
     pub fn to_markdown(&self) -> String {
         let mut s = String::from("## Scrypted plugin updates\n\n");
+        // What needs a person first: a new publisher.
+        self.trust.markdown_top(&mut s);
         let rows = rows(self);
         if rows.is_empty() {
             s.push_str("No plugin changed.\n");
@@ -92,6 +79,7 @@ impl Report {
             );
         }
         self.problems_markdown(&mut s);
+        self.trust.markdown(&mut s);
         let _ = writeln!(
             s,
             "\n{} updated, {} added, {} removed, {} unchanged, {} skipped, {} failed.",
@@ -121,9 +109,19 @@ impl Report {
                 let _ = writeln!(s, "- {}: {}", cell(&w.name), cell(&w.message));
             }
         }
-        if !self.failed.is_empty() {
+        let (listed, grouped) = self.failed_groups();
+        if let Some(hint) = self.not_found_hint() {
+            let names: Vec<String> = grouped.iter().map(|f| cell(&f.name)).collect();
+            let _ = writeln!(
+                s,
+                "\n### Answering 404 (old pins kept)\n\n{}\n\n{}",
+                names.join(", "),
+                cell(&hint)
+            );
+        }
+        if !listed.is_empty() {
             s.push_str("\n### Failed (old pins kept)\n\n");
-            for f in &self.failed {
+            for f in listed {
                 let kept = f
                     .kept
                     .as_deref()
@@ -147,6 +145,7 @@ mod tests {
                 old: Some("0.12.40".into()),
                 new: "0.12.43".into(),
                 detail: None,
+                changed: Vec::new(),
             }],
             added: vec![Versioned {
                 name: "vityevato--hikvision-doorbell".into(),
@@ -161,6 +160,7 @@ mod tests {
                 name: "ring".into(),
                 kept: Some("0.0.145".into()),
                 error: "HTTP 500".into(),
+                not_found: false,
             }],
             builder: "unchanged",
             ..Report::default()

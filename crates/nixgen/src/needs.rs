@@ -1,6 +1,7 @@
 //! What a plugin still fetches at runtime, found by looking for known
-//! patterns in the JavaScript of its `plugin.zip`. It finds known patterns;
-//! it cannot prove a plugin fetches nothing else.
+//! patterns in the JavaScript and Python of its `plugin.zip`. It finds known
+//! patterns; it cannot prove a plugin fetches nothing else. The same pass
+//! reads a Python plugin's requirements.txt.
 
 use std::io::{self, Read, Seek};
 
@@ -18,7 +19,8 @@ struct Marker {
 const MARKERS: &[Marker] = &[
     Marker {
         need: "model downloads from huggingface.co",
-        any_of: &[&["huggingface.co"]],
+        // Python plugins name the hub's client, not its host.
+        any_of: &[&["huggingface.co"], &["huggingface_hub"]],
     },
     Marker {
         need: "downloads from GitHub releases",
@@ -61,8 +63,23 @@ const PLUGIN_ZIP: &str = "package/dist/plugin.zip";
 /// One script larger than this is skipped rather than read into memory.
 const SCRIPT_LIMIT: u64 = 256 << 20;
 
-/// Scans the `.js` files of the plugin.zip inside an npm tarball.
-pub fn scan_tarball(tgz: impl Read) -> Result<Vec<String>, ScanError> {
+/// What one pass over a plugin.zip found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Sorted sentences.
+    pub needs: Vec<String>,
+    /// requirements.txt at the top of the zip, as text.
+    pub requirements: Option<String>,
+    /// The models a Python plugin downloads from `scrypted/plugin-models` by
+    /// default ([`crate::python::models`]).
+    pub models: Vec<String>,
+}
+
+/// Largest requirements.txt read: real ones are a few hundred bytes.
+const REQUIREMENTS_LIMIT: u64 = 1 << 20;
+
+/// Scans the scripts of the plugin.zip inside an npm tarball.
+pub fn scan_tarball(tgz: impl Read) -> Result<Scanned, ScanError> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
     for entry in archive.entries().map_err(ScanError::Archive)? {
         let mut entry = entry.map_err(ScanError::Archive)?;
@@ -78,14 +95,17 @@ pub fn scan_tarball(tgz: impl Read) -> Result<Vec<String>, ScanError> {
     Err(ScanError::NoZip)
 }
 
-/// Scans every `.js` entry of a zip; returns the needs found, sorted.
-pub fn scan_zip(zip: impl Read + Seek) -> Result<Vec<String>, ScanError> {
+/// Scans every `.js` and `.py` entry of a zip, and reads requirements.txt.
+pub fn scan_zip(zip: impl Read + Seek) -> Result<Scanned, ScanError> {
     let mut archive = zip::ZipArchive::new(zip).map_err(ScanError::Zip)?;
+    let requirements = requirements(&mut archive)?;
     let mut found = vec![false; MARKERS.len()];
+    let mut models = crate::python::models::Finder::default();
     let mut buf = Vec::new();
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).map_err(ScanError::Zip)?;
-        if !file.is_file() || !file.name().ends_with(".js") || file.size() > SCRIPT_LIMIT {
+        let script = file.name().ends_with(".js") || file.name().ends_with(".py");
+        if !file.is_file() || !script || file.size() > SCRIPT_LIMIT {
             continue;
         }
         buf.clear();
@@ -96,6 +116,9 @@ pub fn scan_zip(zip: impl Read + Seek) -> Result<Vec<String>, ScanError> {
         for (hit, marker) in found.iter_mut().zip(MARKERS) {
             *hit = *hit || matches(&buf, marker);
         }
+        if file.name().ends_with(".py") {
+            models.read(&String::from_utf8_lossy(&buf));
+        }
     }
     let mut needs: Vec<String> = MARKERS
         .iter()
@@ -104,7 +127,28 @@ pub fn scan_zip(zip: impl Read + Seek) -> Result<Vec<String>, ScanError> {
         .map(|(m, _)| m.need.to_owned())
         .collect();
     needs.sort();
-    Ok(needs)
+    Ok(Scanned {
+        needs,
+        requirements,
+        models: models.finish(),
+    })
+}
+
+/// requirements.txt, which Scrypted reads from the zip's top level. Not UTF-8
+/// is an error: pip would not read it either.
+fn requirements<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+) -> Result<Option<String>, ScanError> {
+    let file = match archive.by_name("requirements.txt") {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(ScanError::Zip(e)),
+    };
+    let mut text = String::new();
+    file.take(REQUIREMENTS_LIMIT)
+        .read_to_string(&mut text)
+        .map_err(|e| ScanError::Zip(e.into()))?;
+    Ok(Some(text))
 }
 
 fn matches(haystack: &[u8], marker: &Marker) -> bool {
@@ -144,19 +188,39 @@ mod tests {
             ("README.txt", "pip install x"),
         ]);
         assert_eq!(
-            scan_zip(z).expect("scan"),
+            scan_zip(z).expect("scan").needs,
             [
                 "downloads from GitHub releases",
                 "model downloads from huggingface.co"
             ]
         );
         let z = zip_of(&[("main.nodejs.js", "github.com/ only; installNpm(x)")]);
-        assert_eq!(scan_zip(z).expect("scan"), ["npm registry access"]);
-        assert!(
-            scan_zip(zip_of(&[("main.nodejs.js", "x")]))
-                .expect("scan")
-                .is_empty()
+        assert_eq!(scan_zip(z).expect("scan").needs, ["npm registry access"]);
+        assert_eq!(
+            scan_zip(zip_of(&[("main.nodejs.js", "x")])).expect("scan"),
+            Scanned::default()
         );
         assert!(known("pip installs") && !known(NOT_SCANNED));
+    }
+
+    #[test]
+    fn python_plugins_hub_client_and_requirements() {
+        let z = zip_of(&[
+            ("main.py", "import predict"),
+            (
+                "predict/__init__.py",
+                "from huggingface_hub import snapshot_download",
+            ),
+            ("requirements.txt", "Pillow==10.3.0"),
+            ("sub/requirements.txt", "other"),
+        ]);
+        assert_eq!(
+            scan_zip(z).expect("scan"),
+            Scanned {
+                needs: vec!["model downloads from huggingface.co".into()],
+                requirements: Some("Pillow==10.3.0".into()),
+                models: Vec::new(),
+            }
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::markdown::cell;
+use crate::cell::cell;
+use crate::needs::NOT_SCANNED;
 
 pub const README: &str = "README.md";
 pub const BEGIN: &str = "<!-- nixgen:plugins:begin -->";
@@ -19,16 +20,34 @@ pub struct Row {
     pub locked: bool,
 }
 
+/// What a row says for a plugin whose zip was not scanned: short, because
+/// where the tree is generated from a mirror without tarballs it is most
+/// rows; the note under the table says what it means, once.
+const NOT_SCANNED_CELL: &str = "not scanned";
+const NOT_SCANNED_NOTE: &str = "*not scanned*: its plugin.zip could not be downloaded where this table was generated, so what it fetches at runtime is unknown (see [What each plugin still fetches](#what-each-plugin-still-fetches)).";
+
+/// The Offline cell: `yes`, `no: <needs>`, or `not scanned`.
+fn offline(needs: &[String]) -> String {
+    let known: Vec<&str> = needs
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != NOT_SCANNED)
+        .collect();
+    let scanned = known.len() == needs.len();
+    match (known.is_empty(), scanned) {
+        (true, true) => "yes".to_owned(),
+        (true, false) => NOT_SCANNED_CELL.to_owned(),
+        (false, true) => format!("no: {}", cell(&known.join("; "))),
+        (false, false) => format!("no: {}; {NOT_SCANNED_CELL}", cell(&known.join("; "))),
+    }
+}
+
 /// The table, one row per plugin in the order given. Every cell is escaped:
 /// versions and the needs' package names are registry text.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from("| Plugin | Version | Offline |\n| --- | --- | --- |\n");
     for r in rows {
-        let mut offline = if r.needs.is_empty() {
-            "yes".to_owned()
-        } else {
-            format!("no: {}", cell(&r.needs.join("; ")))
-        };
+        let mut offline = offline(&r.needs);
         if r.locked {
             offline.push_str(" (native npm dependencies pinned)");
         }
@@ -38,6 +57,12 @@ pub fn table(rows: &[Row]) -> String {
             cell(&r.npm_name),
             cell(&r.version)
         );
+    }
+    if rows
+        .iter()
+        .any(|r| r.needs.iter().any(|n| n == NOT_SCANNED))
+    {
+        let _ = write!(s, "\n{NOT_SCANNED_NOTE}\n");
     }
     s
 }
@@ -93,6 +118,33 @@ mod tests {
         ));
         assert_eq!(splice(&out, &table(&rows)).as_deref(), Some(out.as_str()));
         assert!(splice("no markers\n", "t").is_none());
+        assert!(!out.contains("not scanned"), "{out}");
         assert!(splice(&format!("{END}\n{BEGIN}\n"), "t").is_none());
+    }
+
+    #[test]
+    fn unscanned_plugins_say_so_shortly_and_the_note_comes_once() {
+        let row = |name: &str, needs: &[&str]| Row {
+            npm_name: name.into(),
+            version: "1.0.0".into(),
+            needs: needs.iter().map(|n| (*n).to_owned()).collect(),
+            locked: false,
+        };
+        let rows = [
+            row("@scrypted/a", &[NOT_SCANNED]),
+            row("@scrypted/b", &[NOT_SCANNED]),
+            row("@scrypted/c", &["pip installs", NOT_SCANNED]),
+            row("@scrypted/d", &[]),
+        ];
+        let t = table(&rows);
+        assert!(t.contains("| @scrypted/a | 1.0.0 | not scanned |\n"), "{t}");
+        assert!(
+            t.contains("| @scrypted/c | 1.0.0 | no: pip installs; not scanned |\n"),
+            "{t}"
+        );
+        assert!(t.contains("| @scrypted/d | 1.0.0 | yes |\n"), "{t}");
+        assert!(!t.contains(NOT_SCANNED), "{t}");
+        assert_eq!(t.matches("could not be downloaded").count(), 1, "{t}");
+        assert!(!table(&rows[3..]).contains("not scanned"));
     }
 }

@@ -29,6 +29,9 @@ pub struct HttpSettings {
     /// timeout alone lets a server trickling one byte at a time hold a run
     /// for hours.
     pub tarball_deadline: Duration,
+    /// Host name lookups, shared by every client of the run (see
+    /// [`crate::dns`]).
+    pub resolver: std::sync::Arc<crate::dns::SharedResolver>,
 }
 
 impl Default for HttpSettings {
@@ -40,6 +43,7 @@ impl Default for HttpSettings {
             max_wait: Duration::from_secs(60),
             max_in_flight: 16,
             tarball_deadline: Duration::from_secs(600),
+            resolver: crate::dns::SharedResolver::new(None),
         }
     }
 }
@@ -123,6 +127,11 @@ pub enum FetchError {
 }
 
 const JSON_LIMIT: u64 = 16 << 20;
+/// Package documents list every version ever published; large ones run to
+/// tens of MiB on the public registry.
+const DOCUMENT_LIMIT: u64 = 64 << 20;
+/// npm's abbreviated package document (docs/npm-registry.md).
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 const TARBALL_LIMIT: u64 = 1 << 30;
 const SEARCH_PAGE: usize = 250;
 /// npm caps search results; this bounds a server whose `total` never ends.
@@ -167,6 +176,7 @@ impl Registry {
             .default_headers(headers)
             .connect_timeout(settings.timeout)
             .read_timeout(settings.timeout)
+            .dns_resolver(settings.resolver.clone())
             .build()
             .map_err(FetchError::Client)?;
         let in_flight =
@@ -264,9 +274,44 @@ impl Registry {
         &self,
         url: Url,
     ) -> Result<T, FetchError> {
+        self.get_json_as(url, None, JSON_LIMIT).await
+    }
+
+    async fn get_json_as<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        accept: Option<&'static str>,
+        limit: u64,
+    ) -> Result<T, FetchError> {
         let mut body = Vec::new();
-        self.get_into(&url, JSON_LIMIT, true, &mut body).await?;
+        let req = Request {
+            limit,
+            whole_timeout: true,
+            accept,
+        };
+        self.get_into(&url, req, &mut body).await?;
         serde_json::from_slice(&body).map_err(|source| FetchError::Json { url, source })
+    }
+
+    /// The package document (`/<name>`, every version), abbreviated or full.
+    pub async fn document(
+        &self,
+        name: &PluginName,
+        abbreviated: bool,
+    ) -> Result<(Url, serde_json::Value), FetchError> {
+        let url = self.url(&name.npm());
+        let accept = abbreviated.then_some(ABBREVIATED);
+        let v = self
+            .get_json_as(url.clone(), accept, DOCUMENT_LIMIT)
+            .await?;
+        Ok((url, v))
+    }
+
+    /// The registry's public signing keys (`/-/npm/v1/keys`).
+    pub async fn keys(&self) -> Result<(Url, serde_json::Value), FetchError> {
+        let url = self.url("-/npm/v1/keys");
+        let v = self.get_json(url.clone()).await?;
+        Ok((url, v))
     }
 
     /// Streams a tarball into `sink` (no whole-request timeout: a large
@@ -274,7 +319,12 @@ impl Registry {
     /// The whole download, retries included, has `tarball_deadline`.
     pub async fn tarball(&self, url: &Url, sink: &mut impl Sink) -> Result<(), FetchError> {
         let after = self.settings.tarball_deadline;
-        tokio::time::timeout(after, self.get_into(url, TARBALL_LIMIT, false, sink))
+        let req = Request {
+            limit: TARBALL_LIMIT,
+            whole_timeout: false,
+            accept: None,
+        };
+        tokio::time::timeout(after, self.get_into(url, req, sink))
             .await
             .unwrap_or_else(|_| {
                 Err(FetchError::Deadline {
@@ -301,8 +351,7 @@ impl Registry {
     async fn get_into(
         &self,
         url: &Url,
-        limit: u64,
-        whole_timeout: bool,
+        req: Request,
         sink: &mut impl Sink,
     ) -> Result<(), FetchError> {
         let attempts = std::cell::Cell::new(0u32);
@@ -311,7 +360,7 @@ impl Registry {
         (|| async {
             attempts.set(attempts.get() + 1);
             let mut sink = sink.lock().await;
-            self.try_get(url, limit, whole_timeout, &mut **sink).await
+            self.try_get(url, req, &mut **sink).await
         })
         .retry(self.policy())
         .sleep(tokio::time::sleep)
@@ -341,13 +390,12 @@ impl Registry {
     }
 
     /// One attempt: the request, its status, then the body into `sink`.
-    async fn try_get(
-        &self,
-        url: &Url,
-        limit: u64,
-        whole_timeout: bool,
-        sink: &mut impl Sink,
-    ) -> Result<(), Attempt> {
+    async fn try_get(&self, url: &Url, req: Request, sink: &mut impl Sink) -> Result<(), Attempt> {
+        let Request {
+            limit,
+            whole_timeout,
+            accept,
+        } = req;
         // The permit is held for one attempt, not across backoff sleeps.
         let _permit = self
             .in_flight
@@ -357,6 +405,9 @@ impl Registry {
         let mut req = self.client.get(url.clone());
         if whole_timeout {
             req = req.timeout(self.settings.timeout);
+        }
+        if let Some(accept) = accept {
+            req = req.header(header::ACCEPT, accept);
         }
         let resp = req.send().await.map_err(Attempt::from_reqwest)?;
         let resp = self.check_status(url, resp)?;
@@ -397,6 +448,17 @@ impl Registry {
         }
         Ok(resp)
     }
+}
+
+/// How one GET is made.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    /// Largest body accepted.
+    limit: u64,
+    /// Whether the whole request has the timeout (metadata), or only each
+    /// read (tarballs, which may take long in total).
+    whole_timeout: bool,
+    accept: Option<&'static str>,
 }
 
 /// Streams a response body into `sink`, at most `limit` bytes.

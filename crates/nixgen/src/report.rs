@@ -27,9 +27,15 @@ pub struct Report {
     /// were written: native dependencies npm could not resolve, zips that
     /// could not be scanned.
     pub warnings: Vec<Warning>,
+    /// Registry documents asked for (one per plugin looked at).
+    pub documents: usize,
     /// The plugin table in README.md: `updated`, `unchanged`, `no-markers`
     /// (README.md lacks them: left alone) or `none` (no README.md).
     pub readme: &'static str,
+    /// The trust checks' sections: `cooldown`, `signatures`, `publishers`,
+    /// `deprecated`.
+    #[serde(flatten)]
+    pub trust: crate::trust::summary::TrustSummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +52,28 @@ pub struct Updated {
     /// What changed besides the version, e.g. `native dependencies changed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// At an unchanged pin, the parts of the file that were regenerated
+    /// (`description`, `maintainer`, `layout` for nixgen's template, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<&'static str>,
+}
+
+impl Updated {
+    /// Why the file was rewritten, besides a new version: the detail, else
+    /// `regenerated: description, maintainer` at an unchanged pin.
+    pub fn note(&self) -> Option<String> {
+        if let Some(d) = &self.detail {
+            return Some(d.clone());
+        }
+        if self.old.as_deref() != Some(self.new.as_str()) {
+            return None;
+        }
+        Some(if self.changed.is_empty() {
+            "regenerated".to_owned()
+        } else {
+            format!("regenerated: {}", self.changed.join(", "))
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +103,10 @@ pub struct Failed {
     /// The pin left in place, if the plugin had one.
     pub kept: Option<String>,
     pub error: String,
+    /// The registry answered 404 and nothing confirmed a removal: what a
+    /// partial mirror answers for every plugin it lacks.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_found: bool,
 }
 
 impl Report {
@@ -85,6 +117,7 @@ impl Report {
             || !self.removed.is_empty()
             || self.builder != "unchanged"
             || self.readme == "updated"
+            || self.trust.needs_review()
     }
 
     pub fn sort(&mut self) {
@@ -94,6 +127,7 @@ impl Report {
         self.skipped.sort_by(|a, b| a.name.cmp(&b.name));
         self.failed.sort_by(|a, b| a.name.cmp(&b.name));
         self.warnings.sort_by(|a, b| a.name.cmp(&b.name));
+        self.trust.sort();
     }
 
     pub fn to_text(&self) -> String {
@@ -103,9 +137,10 @@ impl Report {
         }
         self.changes_text(&mut s);
         self.problems_text(&mut s);
+        self.trust.text(&mut s);
         let _ = writeln!(
             s,
-            "{} updated, {} added, {} removed, {} unchanged, {} skipped, {} failed; builder {}; {} files changed",
+            "{} updated, {} added, {} removed, {} unchanged, {} skipped, {} failed; builder {}; {} file{} changed",
             self.updated.len(),
             self.added.len(),
             self.removed.len(),
@@ -114,6 +149,7 @@ impl Report {
             self.failed.len(),
             self.builder,
             self.files_changed,
+            if self.files_changed == 1 { "" } else { "s" },
         );
         s
     }
@@ -125,21 +161,12 @@ impl Report {
             let _ = writeln!(s, "updated{verb}:");
             for u in &self.updated {
                 let same = u.old.as_deref() == Some(u.new.as_str());
-                match (&u.detail, same) {
-                    (Some(d), true) => {
+                match (&u.detail, u.note()) {
+                    (Some(d), _) if same => {
                         let _ = writeln!(s, "  {}: {d}", u.name);
                     }
-                    (d, _) => {
-                        let note = d.as_deref().map_or_else(
-                            || {
-                                if same {
-                                    " (regenerated)".to_owned()
-                                } else {
-                                    String::new()
-                                }
-                            },
-                            |d| format!(" ({d})"),
-                        );
+                    (_, note) => {
+                        let note = note.map_or_else(String::new, |n| format!(" ({n})"));
                         let _ =
                             writeln!(s, "  {}: {} -> {}{note}", u.name, or_unknown(&u.old), u.new);
                     }
@@ -190,9 +217,10 @@ impl Report {
                 let _ = writeln!(s, "  {}: {}", k.name, k.message);
             }
         }
-        if !self.failed.is_empty() {
+        let (listed, grouped) = self.failed_groups();
+        if !listed.is_empty() {
             let _ = writeln!(s, "failed:");
-            for f in &self.failed {
+            for f in listed {
                 let kept = f
                     .kept
                     .as_deref()
@@ -200,6 +228,42 @@ impl Report {
                 let _ = writeln!(s, "  {} ({kept}): {}", f.name, f.error);
             }
         }
+        if let Some(hint) = self.not_found_hint() {
+            let names: Vec<&str> = grouped.iter().map(|f| f.name.as_str()).collect();
+            let _ = writeln!(
+                s,
+                "failed, answering 404 (old pins kept): {}",
+                names.join(", ")
+            );
+            let _ = writeln!(s, "  {hint}");
+        }
+    }
+
+    /// The failures to list one by one, and the 404s to list as one group
+    /// (when there are several: one 404 is listed with its URL).
+    pub fn failed_groups(&self) -> (Vec<&Failed>, Vec<&Failed>) {
+        let (not_found, other): (Vec<&Failed>, Vec<&Failed>) =
+            self.failed.iter().partition(|f| f.not_found);
+        if not_found.len() < 2 {
+            return (self.failed.iter().collect(), Vec::new());
+        }
+        (other, not_found)
+    }
+
+    /// For several unconfirmed 404s, what they most likely mean.
+    pub fn not_found_hint(&self) -> Option<String> {
+        let (_, grouped) = self.failed_groups();
+        let first = grouped.first()?;
+        let search = match &self.search_error {
+            Some(_) => "the search failed and ",
+            None => "",
+        };
+        Some(format!(
+            "{search}{} of {} documents answer 404 (e.g. {}): a partial mirror, or the wrong --registry?",
+            grouped.len(),
+            self.documents,
+            first.error
+        ))
     }
 }
 

@@ -157,6 +157,40 @@ fn unquote(s: &str) -> Option<String> {
     Some(crate::escape::nix_unescape(inner))
 }
 
+pub const PYTHON_REQUIREMENTS: &str = "python.requirements";
+pub const PYTHON_MODELS: &str = "python.models";
+
+/// The `<key> = [ ... ];` block (a list of attribute sets) of a generated
+/// file, as render wrote it: kept verbatim when a run does not read the zip
+/// or the model host again. Anything not of the rendered shape is not taken.
+pub fn list_block(text: &str, key: &str) -> Option<String> {
+    let open = format!("  {key} = [");
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&open));
+    let first = lines.next()?;
+    if first == format!("{open} ];") {
+        return Some(first.to_owned());
+    }
+    if first != open {
+        return None;
+    }
+    let mut block = vec![first];
+    for line in lines {
+        block.push(line);
+        if line == "  ];" {
+            return Some(block.join("\n"));
+        }
+        let inner = line.trim_start();
+        let attr = inner.split_once(" = ").map(|(k, _)| k);
+        let shaped = matches!(inner, "{" | "}")
+            || attr.is_some_and(|k| k.chars().all(|c| c.is_ascii_lowercase()))
+                && inner.ends_with(';');
+        if !shaped {
+            return None;
+        }
+    }
+    None
+}
+
 /// Whether a generated file pins native dependencies in a lock beside it.
 pub fn has_lock(text: &str) -> bool {
     text.lines()

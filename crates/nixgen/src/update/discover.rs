@@ -20,6 +20,8 @@ use crate::tree::{Entry, Scan};
 pub(super) enum Fetched {
     Classified(Classified),
     Gone(Url),
+    /// The release cooldown keeps the pin (or does not add the plugin yet).
+    Held,
 }
 
 pub(super) type Results = Vec<(PluginName, anyhow::Result<Fetched>)>;
@@ -57,7 +59,13 @@ impl Ctx<'_> {
             .map(|name| async move {
                 let held = self.config.hold.get(&name);
                 let r = fetch_one(self.registry, &name, held).await;
-                progress.tick(&name, r.is_ok());
+                let state = match &r {
+                    Ok(Fetched::Classified(_)) => "fetched",
+                    Ok(Fetched::Gone(_)) => "not found (404)",
+                    Ok(Fetched::Held) => "held back (cooldown)",
+                    Err(_) => "failed",
+                };
+                progress.tick(&name, state);
                 (name, r)
             })
             .buffer_unordered(self.opts.jobs.max(1))
@@ -84,7 +92,7 @@ pub(super) async fn discover(ctx: &Ctx<'_>, report: &mut Report) -> Found {
     if let Some(searched) = searched {
         let found = take_search(searched, report);
         if report.search_error.is_none() {
-            listed = Some(found.names.clone());
+            listed = Some(found.listed.clone());
         }
         let (new, new_skipped): (Vec<_>, Vec<_>) = found
             .names
@@ -148,7 +156,12 @@ fn known_names(
 
 #[derive(Debug, Default)]
 struct Searched {
+    /// `@scrypted/*` names: the plugins discovery adds by itself.
     names: BTreeSet<PluginName>,
+    /// Every valid name of any scope the search listed: evidence that a
+    /// plugin is still on the registry, whatever its scope (an `extra`
+    /// community plugin whose `/latest` answers 404 keeps its pin too).
+    listed: BTreeSet<PluginName>,
     /// `@scrypted/` names that are not valid plugin names: (as found, why).
     invalid: Vec<(String, String)>,
 }
@@ -157,9 +170,13 @@ struct Searched {
 async fn search_names(registry: &Registry) -> Result<Searched, FetchError> {
     let mut out = Searched::default();
     for raw in registry.search().await?.names {
+        if let Ok(n) = PluginName::from_npm(&raw) {
+            out.listed.insert(n);
+        }
         match PluginName::from_scoped(&raw) {
             None => tracing::debug!(name = %raw.escape_debug(), "not in the @scrypted scope"),
             Some(Ok(n)) => {
+                out.listed.insert(n.clone());
                 out.names.insert(n);
             }
             Some(Err(e)) => out.invalid.push((format!("{raw:?}"), e.to_string())),

@@ -3,9 +3,12 @@
 
 mod discover;
 mod download;
+mod models;
 mod offline;
 mod plan;
 mod progress;
+mod python;
+mod trust;
 mod write;
 
 use std::path::PathBuf;
@@ -47,6 +50,8 @@ pub struct Options {
     pub tarball_registry: Option<String>,
     /// `NPM_CONFIG_REGISTRY`; used when neither flag nor config set one.
     pub env_registry: Option<String>,
+    /// `HF_ENDPOINT`, else huggingface.co: where models are pinned from.
+    pub hf_endpoint: String,
     pub token: Option<Token>,
     pub jobs: usize,
     pub mode: Mode,
@@ -62,6 +67,23 @@ pub struct Options {
     pub npm: std::ffi::OsString,
     pub http: HttpSettings,
     pub progress: Progress,
+    /// Node's heap limit for npm, in MiB.
+    pub npm_memory_mib: u32,
+    /// `--min-release-age`; wins over the config's `minReleaseAge`.
+    pub min_release_age: Option<std::time::Duration>,
+    /// `--init`: start a new tree in a root that has no `nix/plugins`.
+    pub init: bool,
+}
+
+/// `--root` names a directory without a plugin tree: most likely the wrong
+/// directory, so nothing is scaffolded there unless `--init` asks for it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--root {} has no {}: is it the repository's root? Pass --init to start a new tree there",
+    .root.display(), tree::PLUGINS_DIR
+)]
+pub struct NoTree {
+    pub root: PathBuf,
 }
 
 /// A run that would remove more than a few plugins: typed, so that the
@@ -74,6 +96,37 @@ pub struct Options {
 pub struct TooManyRemovals {
     pub removals: Vec<String>,
     pub generated: usize,
+}
+
+/// `requireSignatures` with no keys pinned for the registry: every version
+/// would be refused, so the run does not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "requireSignatures is set in nix/plugins/nixgen.toml, but {} pins no keys for {registry}; review and pin them with `nixgen keys`",
+    crate::trust::signature::KEYS_PATH
+)]
+pub struct NoKeysPinned {
+    pub registry: String,
+}
+
+/// The trust policy of a run: the config, the flag and the pinned keys.
+fn policy(opts: &Options, config: &Config, registry: &Registry) -> anyhow::Result<trust::Policy> {
+    let keys = crate::trust::signature::load(&opts.root)?;
+    let verifiers = crate::trust::signature::Verifiers::for_registry(&keys, registry.base());
+    if config.require_signatures && verifiers.is_none() {
+        return Err(NoKeysPinned {
+            registry: registry.base().to_owned(),
+        }
+        .into());
+    }
+    Ok(trust::Policy {
+        min_age: opts.min_release_age.unwrap_or(config.min_release_age),
+        held: config.hold.keys().cloned().collect(),
+        jobs: opts.jobs,
+        require_signatures: config.require_signatures,
+        verifiers,
+        now: jiff::Timestamp::now(),
+    })
 }
 
 /// The metadata registry and the one tarballs come from.
@@ -116,12 +169,20 @@ impl Clients {
 
     /// npm resolves native dependency trees against the tarball registry:
     /// the one whose URLs end up in locks and the builder.
-    fn npm(&self, opts: &Options) -> Option<Npm> {
+    /// The release cooldown holds back the tree's packages as well.
+    fn npm(&self, opts: &Options, policy: &trust::Policy) -> Option<Npm> {
+        let before = (!policy.min_age.is_zero()).then(|| {
+            let age =
+                jiff::SignedDuration::try_from(policy.min_age).unwrap_or(jiff::SignedDuration::MAX);
+            policy.now.checked_sub(age).unwrap_or(jiff::Timestamp::MIN)
+        });
         (!opts.metadata_only).then(|| Npm {
             program: opts.npm.clone(),
             registry: self.tarballs.base().to_owned(),
             token: self.tarball_token.clone(),
             deadline: opts.http.tarball_deadline,
+            memory_mib: opts.npm_memory_mib,
+            before,
         })
     }
 }
@@ -133,8 +194,15 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     if !root.is_dir() {
         anyhow::bail!("--root {} is not a directory", root.display());
     }
+    if !opts.init && !root.join(tree::PLUGINS_DIR).is_dir() {
+        return Err(NoTree {
+            root: root.to_path_buf(),
+        }
+        .into());
+    }
     let config = Config::load(root)?;
     let clients = Clients::new(&opts, &config).context("cannot set up the registry client")?;
+    let policy = policy(&opts, &config, &clients.registry)?;
     let writing = opts.mode == Mode::Write;
     if writing {
         tree::sweep(root);
@@ -155,12 +223,19 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         registry: &clients.registry,
     };
     let mut found = discover::discover(&ctx, &mut report).await;
+    let checks = trust::Ctx::new(&clients.registry, &scan.plugins, &policy);
+    found.results = trust::apply(found.results, &checks, &mut report.trust).await;
+    let aliases = crate::python::Aliases::load(root)?;
+    let hub = crate::hf::Hub::new(&opts.hf_endpoint, opts.http.clone())
+        .context("cannot set up the Hugging Face client (HF_ENDPOINT)")?;
     let settings = offline::Settings {
         root,
         tarballs: &clients.tarballs,
-        npm: clients.npm(&opts),
+        npm: clients.npm(&opts, &policy),
         jobs: opts.jobs,
         verify: opts.verify,
+        aliases: aliases.as_ref(),
+        hub: &hub,
     };
     found.results = offline::fill(found.results, &scan.plugins, &settings, &mut report).await;
     let inputs = plan::Inputs {

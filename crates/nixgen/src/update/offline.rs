@@ -1,6 +1,7 @@
-//! What each Node plugin still fetches at runtime: its native npm
-//! dependencies pinned in a lock ([`crate::lockfile`]) and the needs found in
-//! its plugin.zip ([`crate::needs`]). Fills in every pin's
+//! What each plugin still fetches at runtime: its native npm dependencies
+//! pinned in a lock ([`crate::lockfile`]), the needs found in its plugin.zip
+//! ([`crate::needs`]) and, for a Python plugin, whether nixpkgs provides its
+//! requirements ([`crate::python`]). Fills in every pin's
 //! [`Offline`](crate::classify::Offline) before the plan renders it.
 
 use std::collections::BTreeMap;
@@ -32,21 +33,27 @@ pub(super) struct Settings<'a> {
     /// `--verify`: the download that is scanned is also checked the way
     /// `--verify` checks, and a plugin that fails it fails.
     pub verify: bool,
+    /// The tree's alias table; `None` when it has none.
+    pub aliases: Option<&'a crate::python::Aliases>,
+    /// Where Python plugins' models are pinned from.
+    pub hub: &'a crate::hf::Hub,
 }
 
 /// A scan that could not look at the zip, or (under `--verify`) a tarball
 /// that failed the check.
-enum ScanFailure {
+pub(super) enum ScanFailure {
     Unscanned(anyhow::Error),
     Verify(anyhow::Error),
 }
 
 /// What the tree records for one plugin.
-struct Old {
+pub(super) struct Old {
     version: Option<String>,
     hash: Option<String>,
-    needs: Option<Vec<String>>,
+    pub(super) needs: Option<Vec<String>>,
     lock: Option<String>,
+    pub(super) python_block: Option<String>,
+    pub(super) models_block: Option<String>,
 }
 
 impl Old {
@@ -64,10 +71,12 @@ impl Old {
             hash: hash.clone(),
             needs: tree::recorded_needs(text),
             lock: tree::read_lock(root, name),
+            python_block: tree::list_block(text, tree::PYTHON_REQUIREMENTS),
+            models_block: tree::list_block(text, tree::PYTHON_MODELS),
         })
     }
 
-    fn same_pin(&self, pin: &Pin) -> bool {
+    pub(super) fn same_pin(&self, pin: &Pin) -> bool {
         self.version.as_deref() == Some(pin.version.to_string().as_str())
             && self.hash.as_deref() == Some(pin.hash.as_str())
     }
@@ -122,6 +131,13 @@ async fn fill_one(
     npm_slots: &tokio::sync::Semaphore,
 ) -> anyhow::Result<Vec<String>> {
     let mut warnings = Vec::new();
+    if pin.python.is_some() {
+        let mut needs = super::python::fill(pin, old.as_ref(), settings, &mut warnings).await?;
+        needs.sort();
+        needs.dedup();
+        pin.offline.needs = needs;
+        return Ok(warnings);
+    }
     let mut needs = zip_needs(pin, old.as_ref(), settings, &mut warnings).await?;
     if !pin.native_dependencies.is_empty() {
         let _slot = npm_slots.acquire().await;
@@ -156,7 +172,7 @@ async fn zip_needs(
         return Ok(vec![needs::NOT_SCANNED.to_owned()]);
     }
     match scan(settings.tarballs, pin, settings.verify).await {
-        Ok(found) => Ok(found),
+        Ok(found) => Ok(found.needs),
         Err(ScanFailure::Verify(e)) => Err(e),
         Err(ScanFailure::Unscanned(e)) => {
             warnings.push(format!("plugin.zip not scanned: {e:#}"));
@@ -167,7 +183,11 @@ async fn zip_needs(
 
 /// Downloads the tarball (integrity checked, with the download deadline)
 /// and scans its plugin.zip; under `--verify` also checks its content.
-async fn scan(registry: &Registry, pin: &Pin, verify: bool) -> Result<Vec<String>, ScanFailure> {
+pub(super) async fn scan(
+    registry: &Registry,
+    pin: &Pin,
+    verify: bool,
+) -> Result<needs::Scanned, ScanFailure> {
     let url = registry.tarball_url(&pin.name, &pin.version);
     let what = format!("{} {} from {url}", pin.name.npm(), pin.version);
     let fail = |e: anyhow::Error| {
@@ -202,6 +222,19 @@ async fn scan(registry: &Registry, pin: &Pin, verify: bool) -> Result<Vec<String
     }
 }
 
+/// Warns about optional dependencies npm silently left out of `lock`, so
+/// the summary does not call the tree pinned when it is not whole.
+fn incomplete(pin: &mut Pin, lock: &str, warnings: &mut Vec<String>) {
+    let missing = lockfile::missing_optional(lock);
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "native dependencies not all pinned: the registry lacks optional dependencies npm left out of the lock: {}",
+            missing.join(", ")
+        ));
+    }
+    pin.offline.missing_optional = missing;
+}
+
 /// Pins the native dependencies. Returns the need to record when they could
 /// not be pinned; an error fails the plugin.
 async fn native(
@@ -218,6 +251,8 @@ async fn native(
     let Some(npm) = &settings.npm else {
         if committed.is_some() {
             pin.offline.locked = true;
+            let lock = old.and_then(|o| o.lock.as_deref()).unwrap_or("");
+            incomplete(pin, lock, warnings);
             return Ok(None);
         }
         warnings.push("native dependencies not pinned (--metadata-only)".to_owned());
@@ -228,6 +263,7 @@ async fn native(
         Ok(text) => {
             let fresh = lockfile::validate(&text, deps).ok();
             pin.offline.locked = true;
+            incomplete(pin, &text, warnings);
             if committed.is_none() || committed != fresh {
                 pin.offline.write_lock = Some(text);
             }

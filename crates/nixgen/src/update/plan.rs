@@ -6,11 +6,13 @@ use super::discover::{Fetched, Results, push_skip};
 use anyhow::Context as _;
 
 use super::TooManyRemovals;
+use crate::changes;
 use crate::classify::{Classified, Pin, SkipReason};
 use crate::name::PluginName;
 use crate::render;
 use crate::report::{Failed, Report};
 use crate::tree::{self, Entry};
+use crate::trust::summary::Deprecated;
 
 pub(super) enum Action {
     Add(Pin, String),
@@ -21,6 +23,8 @@ pub(super) enum Action {
         new_pin: bool,
         /// What changed besides the pin, for the summary.
         detail: Option<&'static str>,
+        /// The parts of the file that differ, when the pin did not change.
+        changed: Vec<&'static str>,
     },
     Remove {
         old: Option<String>,
@@ -60,6 +64,7 @@ pub(super) struct Inputs<'a> {
 
 pub(super) fn plan(results: Results, inputs: &Inputs<'_>, report: &mut Report) -> Actions {
     let mut actions = BTreeMap::new();
+    report.documents = results.len();
     for (name, result) in results {
         let old = old_of(inputs.tree, &name);
         let old_version = old.as_ref().and_then(|o| o.version.clone());
@@ -68,10 +73,21 @@ pub(super) fn plan(results: Results, inputs: &Inputs<'_>, report: &mut Report) -
                 fail(report, &name, old_version, &e);
                 continue;
             }
+            // The summary's cooldown section says why.
+            Ok(Fetched::Held) => continue,
+            Ok(Fetched::Classified(Classified::Deprecated { version, message })) => {
+                deprecated(report, &name, old_version, version, message);
+                continue;
+            }
             Ok(Fetched::Gone(url)) => match gone(&name, url, old.is_some(), inputs.listed) {
                 Ok(reason) => reason,
                 Err(e) => {
-                    fail(report, &name, old_version, &e);
+                    report.failed.push(Failed {
+                        name: name.to_string(),
+                        kept: old_version,
+                        error: e.to_string(),
+                        not_found: true,
+                    });
                     continue;
                 }
             },
@@ -111,6 +127,42 @@ pub(super) fn plan(results: Results, inputs: &Inputs<'_>, report: &mut Report) -
     actions
 }
 
+/// A 404 that does not remove a pin: typed, so the summary can group a
+/// partial mirror's many 404s instead of listing each alike.
+#[derive(Debug, thiserror::Error)]
+enum NotRemoved {
+    #[error("{npm} is not in the registry ({url})")]
+    Unknown { npm: String, url: String },
+    #[error("{npm} answers 404 at {url}, but {why}")]
+    Unconfirmed {
+        npm: String,
+        url: String,
+        why: &'static str,
+    },
+}
+
+/// A deprecated `latest` is never pinned; a plugin that has a pin keeps it
+/// and is listed with npm's message.
+fn deprecated(
+    report: &mut Report,
+    name: &PluginName,
+    kept: Option<String>,
+    version: String,
+    message: String,
+) {
+    if kept.is_none() {
+        let reason = SkipReason::Deprecated(message);
+        push_skip(report, name.to_string(), reason, "");
+        return;
+    }
+    report.trust.deprecated.push(Deprecated {
+        name: name.to_string(),
+        version,
+        kept,
+        message,
+    });
+}
+
 /// A 404 removes a pin only when a successful search no longer lists the
 /// plugin: alone, it is what a partial mirror or an outage also answers.
 fn gone(
@@ -118,16 +170,17 @@ fn gone(
     url: reqwest::Url,
     pinned: bool,
     listed: Option<&BTreeSet<PluginName>>,
-) -> anyhow::Result<SkipReason> {
+) -> Result<SkipReason, NotRemoved> {
+    let (npm, url) = (name.npm(), url.to_string());
     if !pinned {
-        anyhow::bail!("{} is not in the registry ({url})", name.npm());
+        return Err(NotRemoved::Unknown { npm, url });
     }
     let why = match listed {
         None => "no registry search confirmed it was removed",
         Some(l) if l.contains(name) => "the registry search still lists it",
         Some(_) => return Ok(SkipReason::Gone),
     };
-    anyhow::bail!("{} answers 404 at {url}, but {why}", name.npm())
+    Err(NotRemoved::Unconfirmed { npm, url, why })
 }
 
 /// The action for a Node plugin, `None` when its file is already right.
@@ -143,17 +196,25 @@ fn refresh(pin: Pin, old: Option<&Old<'_>>) -> anyhow::Result<Option<Action>> {
     }
     let new_pin = old.hash != Some(pin.hash.as_str())
         || old.version.as_deref() != Some(pin.version.to_string().as_str());
-    let detail = lock_changed.then_some(if tree::has_lock(old.text) {
-        "native dependencies changed"
-    } else {
-        "native dependencies pinned"
+    let whole = pin.offline.missing_optional.is_empty();
+    let detail = lock_changed.then_some(match (tree::has_lock(old.text), whole) {
+        (true, true) => "native dependencies changed",
+        (true, false) => "native dependencies changed, not all pinned (see warnings)",
+        (false, true) => "native dependencies pinned",
+        (false, false) => "native dependencies locked, not all pinned (see warnings)",
     });
+    let changed = if new_pin {
+        Vec::new()
+    } else {
+        changes::changed(old.text, &text)
+    };
     Ok(Some(Action::Update {
         pin,
         text,
         old: old.version.clone(),
         new_pin,
         detail,
+        changed,
     }))
 }
 
@@ -200,5 +261,6 @@ pub(super) fn fail(
         name: name.to_string(),
         kept,
         error: format!("{e:#}"),
+        not_found: false,
     });
 }

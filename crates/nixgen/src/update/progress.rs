@@ -38,7 +38,9 @@ impl Bar {
         }
     }
 
-    pub(super) fn tick(&self, name: &PluginName, ok: bool) {
+    /// One document done; `state` says how it went (`fetched`, `not found
+    /// (404)`, `failed`).
+    pub(super) fn tick(&self, name: &PluginName, state: &str) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         match (&self.bar, self.mode) {
             (Some(b), _) => {
@@ -46,7 +48,6 @@ impl Bar {
                 b.inc(1);
             }
             (None, Progress::Lines) => {
-                let state = if ok { "fetched" } else { "failed" };
                 let total = self.total.load(Ordering::Relaxed);
                 eprintln!("[{n}/{total}] {state} {name}");
             }

@@ -30,6 +30,7 @@ pub(super) fn builder(
             name: tree::BUILDER_PATH.to_owned(),
             kept: None,
             error: report::chain(e),
+            not_found: false,
         });
     };
     report.builder = match std::fs::read_to_string(&path) {
@@ -112,6 +113,7 @@ pub(super) fn readme(root: &Path, writing: bool, rows: &[readme::Row], report: &
                 name: readme::README.to_owned(),
                 kept: None,
                 error: report::chain(&e),
+                not_found: false,
             }),
         }
     }
@@ -125,6 +127,7 @@ pub(super) fn removed_record(root: &Path, writing: bool, report: &mut Report) {
             name: removed::REMOVED_PATH.to_owned(),
             kept: None,
             error: format!("{e:#}"),
+            not_found: false,
         });
     };
     let mut record = match removed::load(root) {
@@ -197,12 +200,17 @@ fn record(report: &mut Report, name: &PluginName, action: Action) {
             version: Some(pin.version.to_string()),
         }),
         Action::Update {
-            pin, old, detail, ..
+            pin,
+            old,
+            detail,
+            changed,
+            ..
         } => report.updated.push(Updated {
             name,
             old,
             new: pin.version.to_string(),
             detail: detail.map(str::to_owned),
+            changed,
         }),
         Action::Remove { old, reason } => report.removed.push(Removed {
             name,

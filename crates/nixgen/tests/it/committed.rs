@@ -93,8 +93,9 @@ fn committed_packages_are_well_formed() {
         .collect();
     let expr = format!(
         "builtins.mapAttrs (_: f: let p = f {{ mkScryptedPlugin = x: x; }}; in \
-         {{ top = builtins.attrNames (removeAttrs p [ \"pluginDependencies\" \"nodeDependencies\" ]); \
+         {{ top = builtins.attrNames (removeAttrs p [ \"pluginDependencies\" \"nodeDependencies\" \"python\" ]); \
          lock = p ? nodeDependencies; \
+         python = map builtins.attrNames (p.python.requirements or [ ]); \
          meta = builtins.attrNames p.meta; deps = p.pluginDependencies or null; }}) {{\n{attrs}}}"
     );
     let got = nix_eval(&expr);
@@ -120,6 +121,21 @@ fn committed_packages_are_well_formed() {
             want,
             "{name}"
         );
+        // A Python plugin's requirements: name and pin, platforms where a
+        // marker limits them (nix/python-plugin-environment.nix reads no more).
+        for keys in got[name]["python"].as_array().expect("python") {
+            let keys = keys.as_array().expect("keys");
+            assert!(
+                keys == &[serde_json::json!("name"), serde_json::json!("pin")]
+                    || keys
+                        == &[
+                            serde_json::json!("name"),
+                            serde_json::json!("pin"),
+                            serde_json::json!("platforms")
+                        ],
+                "{name}: {keys:?}"
+            );
+        }
         // Written only when there are some, always as scoped plugin names.
         let deps = &got[name]["deps"];
         if !deps.is_null() {

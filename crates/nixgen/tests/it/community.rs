@@ -31,8 +31,7 @@ fn listed_community_plugins_are_generated_under_their_mapped_names() {
     let server = Server::with_dir(&fixtures());
     let root = community_root(&format!("\"{FRIGATE}\", \"{HIKVISION}\""));
     let out = nixgen(root.path(), &server.url, &["--json"]);
-    assert_eq!(out.code, 0, "{out:?}");
-    let r = out.json();
+    let r = assert_snapshot_run(&out);
     let added = names(&r, "added");
     assert!(added.contains(&FRIGATE_DIR.to_owned()), "{added:?}");
     assert!(added.contains(&HIKVISION_DIR.to_owned()), "{added:?}");
@@ -100,9 +99,8 @@ fn only_takes_npm_and_directory_names_of_any_scope() {
     assert_eq!(server.hits("/-/v1/search"), 0);
     // Once in the tree, a community plugin is refreshed like any other.
     let out = nixgen(root.path(), &server.url, &["--json"]);
-    assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        names(&out.json(), "added")
+        names(&assert_snapshot_run(&out), "added")
             .iter()
             .all(|n| !n.contains("--"))
     );
@@ -113,7 +111,7 @@ fn a_community_package_is_checked_like_an_official_one() {
     let server = Server::start();
     server.search(&[]);
     let mut doc = latest(FRIGATE);
-    doc["scrypted"]["runtime"] = serde_json::json!("python");
+    doc["scrypted"]["runtime"] = serde_json::json!("deno");
     server.set(&format!("/{FRIGATE}/latest"), Reply::json(&doc));
     let mut lib = latest(HIKVISION);
     lib.as_object_mut().map(|o| o.remove("scrypted"));
@@ -140,4 +138,45 @@ fn a_community_package_is_checked_like_an_official_one() {
         assert_eq!(out.code, 2, "{bad}: {out:?}");
         assert!(out.stderr.contains("invalid plugin name"), "{}", out.stderr);
     }
+}
+
+/// A 404 alone never removes a pin, whatever the scope: an `extra`
+/// community plugin the search still lists keeps its pin and fails the run,
+/// as an `@scrypted` plugin does; once the search stops listing it too, it
+/// is removed.
+#[test]
+fn a_listed_community_plugin_answering_404_keeps_its_pin() {
+    let server = Server::with_dir(&fixtures());
+    let root = community_root(&format!("\"{FRIGATE}\", \"{HIKVISION}\""));
+    assert_snapshot_run(&nixgen(root.path(), &server.url, &["--json"]));
+    server.remove(&format!("/{FRIGATE}/latest"));
+    let out = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let r = out.json();
+    assert!(names(&r, "removed").is_empty(), "{r}");
+    let mut failed = snapshot_unpinnable();
+    failed.insert(0, FRIGATE_DIR.to_owned());
+    failed.sort();
+    assert_eq!(names(&r, "failed"), failed);
+    let frigate = r["failed"]
+        .as_array()
+        .expect("failed")
+        .iter()
+        .find(|f| f["name"] == FRIGATE_DIR);
+    let error = frigate.and_then(|f| f["error"].as_str()).unwrap_or("");
+    assert!(
+        error.contains("the registry search still lists it"),
+        "{error}"
+    );
+    assert!(plugin_file(root.path(), FRIGATE_DIR).exists());
+
+    let search: Value = serde_json::from_str(&read(&fixtures().join("-/v1/search"))).expect("json");
+    let mut kept = search.clone();
+    if let Some(objects) = kept["objects"].as_array_mut() {
+        objects.retain(|o| o["package"]["name"] != FRIGATE);
+    }
+    assert_ne!(kept, search, "the fixture search lists {FRIGATE}");
+    server.set("/-/v1/search", Reply::json(&kept));
+    let out = nixgen(root.path(), &server.url, &["--json"]);
+    assert_eq!(names(&assert_snapshot_run(&out), "removed"), [FRIGATE_DIR]);
 }

@@ -35,7 +35,8 @@ fn sigkill_mid_run_leaves_whole_files() {
             server.latest(n, &plugin_doc(n, &format!("{version}.0.0")));
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_nixgen"))
-            .args(["update", "--jobs", "8", "--registry", &server.url, "--root"])
+            .args(["update", "--jobs", "8", "--min-release-age", "0"])
+            .args(["--registry", &server.url, "--root"])
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -3,13 +3,17 @@
 
 mod committed;
 mod community;
+mod dns;
 mod escape_prop;
 mod faults;
 mod generate;
 mod interrupt;
+mod keys;
 mod native;
+mod python;
 mod server;
 mod tree_rules;
+mod trust;
 mod verify;
 
 use std::io::Write as _;
@@ -87,7 +91,17 @@ pub fn nixgen(root: &Path, registry: &str, args: &[&str]) -> Out {
     nixgen_env(root, registry, args, &[])
 }
 
+/// Tests written for other behaviour run without the release cooldown (their
+/// registries serve no package documents); `trust.rs` tests it with
+/// [`nixgen_trusting`].
 pub fn nixgen_env(root: &Path, registry: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut args = args.to_vec();
+    args.extend(["--min-release-age", "0"]);
+    nixgen_trusting(root, registry, &args, env)
+}
+
+/// `nixgen update` with the cooldown the config (or ARGS) sets.
+pub fn nixgen_trusting(root: &Path, registry: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nixgen"));
     cmd.arg("update").arg("--root").arg(root).args(args);
     if !registry.is_empty() {
@@ -96,6 +110,8 @@ pub fn nixgen_env(root: &Path, registry: &str, args: &[&str], env: &[(&str, &str
     cmd.env_remove("NIXGEN_REGISTRY_TOKEN")
         .env_remove("NIXGEN_REGISTRY_TOKEN_FILE")
         .env_remove("NPM_CONFIG_REGISTRY")
+        // Loopback only: a closed port unless a test serves the Hub.
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .env("NIXGEN_TIMEOUT_MS", "3000")
         .env("NIXGEN_RETRIES", "2")
         .env("NIXGEN_BACKOFF_MS", "10")
@@ -237,4 +253,41 @@ pub fn has_npm() -> bool {
         eprintln!("SKIP: npm is not installed, native dependency pinning not checked");
     }
     ok
+}
+
+/// The snapshot's Python plugins whose documents were made from the
+/// repository's package.json (MANIFEST source `repo-python-no-integrity`):
+/// without `dist.integrity` there is nothing to pin, so nixgen fails them,
+/// as it fails a Node plugin without one.
+pub fn snapshot_unpinnable() -> Vec<String> {
+    let m: Value =
+        serde_json::from_str(&read(&fixtures().join("MANIFEST.json"))).expect("manifest");
+    let mut names: Vec<String> = m
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["source"] == "repo-python-no-integrity")
+        .map(|e| {
+            e["name"]
+                .as_str()
+                .expect("name")
+                .trim_start_matches("@scrypted/")
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// A run over the whole snapshot: exit 2 for exactly the plugins it cannot
+/// pin ([`snapshot_unpinnable`]), each for its missing integrity.
+pub fn assert_snapshot_run(out: &Out) -> Value {
+    assert_eq!(out.code, 2, "{out:?}");
+    let r = out.json();
+    assert_eq!(names(&r, "failed"), snapshot_unpinnable(), "{r}");
+    for f in r["failed"].as_array().expect("failed") {
+        let error = f["error"].as_str().unwrap_or("");
+        assert!(error.ends_with("missing dist.integrity"), "{error}");
+    }
+    r
 }

@@ -295,3 +295,124 @@ in {{
         json!({"offline": {"ready": true, "needs": []}, "provision": false, "leaked": false})
     );
 }
+
+/// npm leaves out an optional dependency the registry does not have, and
+/// still succeeds: the lock is written, but the summary warns and does not
+/// call the tree pinned.
+#[test]
+fn an_optional_dependency_the_registry_lacks_is_not_called_pinned() {
+    if !has_npm() {
+        return;
+    }
+    let server = small_registry(&["p"]);
+    publish_plugin(&server, json!({"dep-a": "^1.0.0"}), "x");
+    tiny_tree(&server, &["1.0.0"], true);
+    // dep-a also wants dep-gone, optionally (npm lists optional
+    // dependencies in both maps); the registry answers 404 for it.
+    let tarball = tgz(&[("package.json", br#"{"name":"dep-a","version":"1.0.0"}"#)]);
+    server.set("/dep-a/-/dep-a-1.0.0.tgz", Reply::Ok(tarball.clone()));
+    let doc = json!({"name": "dep-a", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {
+        "name": "dep-a", "version": "1.0.0",
+        "dependencies": {"dep-b": "^1.0.0", "dep-gone": "^1.0.0"},
+        "optionalDependencies": {"dep-gone": "^1.0.0"},
+        "dist": {"tarball": format!("{}/dep-a/-/dep-a-1.0.0.tgz", server.url), "integrity": sri(&tarball)}
+    }}});
+    server.set("/dep-a", Reply::json(&doc));
+    let (root, cache) = (new_root(), tempfile::tempdir().expect("cache"));
+    let out = run(root.path(), &server, &["--json"], cache.path());
+    assert_eq!(out.code, 0, "{out:?}");
+    let r = out.json();
+    let warning = r["warnings"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        warning.contains("not all pinned") && warning.contains("dep-gone (of node_modules/dep-a)"),
+        "{r}"
+    );
+    assert!(lock_path(root.path()).exists());
+    // A later run says so again, and a change of the tree says "not all
+    // pinned" rather than "changed".
+    tiny_tree(&server, &["1.0.0", "1.0.1"], true);
+    server.set("/dep-a", Reply::json(&doc));
+    let out = run(root.path(), &server, &[], cache.path());
+    assert!(
+        out.stdout
+            .contains("p: native dependencies changed, not all pinned"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A stand-in npm that records how it was called, then behaves as told.
+fn fake_npm(dir: &Path, behaviour: &str) -> PathBuf {
+    let path = dir.join("npm");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"NODE_OPTIONS=$NODE_OPTIONS\" \"$@\" > {}/called\n{behaviour}\n",
+        dir.display()
+    );
+    std::fs::write(&path, script).expect("write fake npm");
+    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).expect("chmod");
+    path
+}
+
+/// npm runs with a heap limit, the release cooldown (`--before`) and a
+/// deadline, and a run over either bound says which.
+#[test]
+fn npm_is_bounded_in_memory_and_time() {
+    let server = small_registry(&["p"]);
+    publish_plugin(&server, json!({"dep-a": "^1.0.0"}), "x");
+    let dir = tempfile::tempdir().expect("dir");
+    let oom = "echo 'FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory' >&2; exit 134";
+    let npm = fake_npm(dir.path(), oom);
+    let root = new_root();
+    let env = [
+        ("NIXGEN_NPM", npm.to_str().expect("utf8")),
+        ("NIXGEN_NPM_MEMORY_MIB", "64"),
+        ("NODE_OPTIONS", "--no-warnings"),
+    ];
+    let out = nixgen_env(root.path(), &server.url, &["--json"], &env);
+    assert_eq!(out.code, 0, "{out:?}");
+    let called = read(&dir.path().join("called"));
+    assert!(
+        called.starts_with("NODE_OPTIONS=--no-warnings --max-old-space-size=64\n"),
+        "{called}"
+    );
+    assert!(!called.contains("--before"), "no cooldown asked: {called}");
+    let warning = out.json()["warnings"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(warning.contains("memory bound (64 MiB)"), "{warning}");
+
+    // With the cooldown, npm resolves only versions published before it.
+    let now = jiff::Timestamp::now();
+    let mut full = json!({"name": "@scrypted/p", "time": {"1.0.0": (now - jiff::SignedDuration::from_hours(240)).to_string()}});
+    full["versions"] = json!({"1.0.0": {}});
+    server.set("/@scrypted/p", Reply::json(&full));
+    let npm = fake_npm(dir.path(), "sleep 5");
+    let env = [
+        ("NIXGEN_NPM", npm.to_str().expect("utf8")),
+        ("NIXGEN_TARBALL_DEADLINE_MS", "300"),
+    ];
+    let root = new_root();
+    let started = Instant::now();
+    let out = nixgen_trusting(root.path(), &server.url, &["--json"], &env);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "npm outlived its deadline"
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let called = read(&dir.path().join("called"));
+    let before = called
+        .lines()
+        .find_map(|l| l.strip_prefix("--before="))
+        .unwrap_or_else(|| panic!("no --before: {called}"));
+    let before: jiff::Timestamp = before.parse().expect("a timestamp");
+    let age = now.as_second() - before.as_second();
+    assert!((259_190..259_300).contains(&age), "{age}");
+    let warning = out.json()["warnings"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(warning.contains("not done after"), "{warning}");
+}

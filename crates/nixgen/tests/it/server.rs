@@ -51,7 +51,11 @@ struct State {
     /// Replies used once each, in order, before the route's steady reply.
     scripts: HashMap<String, VecDeque<Reply>>,
     routes: HashMap<String, Reply>,
+    /// Replies chosen by the request's Accept header, before `routes`.
+    by_accept: HashMap<(String, String), Reply>,
     hits: HashMap<String, usize>,
+    /// Hits per (path, Accept header).
+    accept_hits: HashMap<(String, String), usize>,
     authorizations: Vec<String>,
     /// Added to every request, to make runs long enough to interrupt.
     delay: Duration,
@@ -103,6 +107,19 @@ impl Server {
 
     pub fn set(&self, path: &str, reply: Reply) {
         self.lock().routes.insert(path.to_owned(), reply);
+    }
+
+    /// The reply to requests for `path` whose Accept header is `accept`.
+    pub fn set_for_accept(&self, path: &str, accept: &str, reply: Reply) {
+        self.lock()
+            .by_accept
+            .insert((path.to_owned(), accept.to_owned()), reply);
+    }
+
+    /// Requests for `path` with this Accept header (`""`: none).
+    pub fn accept_hits(&self, path: &str, accept: &str) -> usize {
+        let key = (path.to_owned(), accept.to_owned());
+        self.lock().accept_hits.get(&key).copied().unwrap_or(0)
     }
 
     pub fn remove(&self, path: &str) {
@@ -177,6 +194,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         return;
     }
     let mut auth = None;
+    let mut accept = String::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
@@ -187,6 +205,11 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
                     && k.eq_ignore_ascii_case("authorization")
                 {
                     auth = Some(v.trim().to_owned());
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("accept")
+                {
+                    accept = v.trim().to_owned();
                 }
             }
         }
@@ -200,13 +223,20 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let (reply, delay) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         *s.hits.entry(path.clone()).or_default() += 1;
+        let key = (path.clone(), accept);
+        *s.accept_hits.entry(key.clone()).or_default() += 1;
         if let Some(a) = auth {
             s.authorizations.push(a);
         }
         s.active += 1;
         s.max_active = s.max_active.max(s.active);
         let scripted = s.scripts.get_mut(&path).and_then(VecDeque::pop_front);
-        (scripted.or_else(|| s.routes.get(&path).cloned()), s.delay)
+        let routed = s
+            .by_accept
+            .get(&key)
+            .or_else(|| s.routes.get(&path))
+            .cloned();
+        (scripted.or(routed), s.delay)
     };
     std::thread::sleep(delay);
     // Counted as done before the answer leaves, so a client that sends its

@@ -22,7 +22,7 @@ fn skip_kind(report: &Value, name: &str) -> String {
 }
 
 #[test]
-fn python_libraries_other_scopes_and_hostile_names_are_not_generated() {
+fn other_runtimes_libraries_other_scopes_and_hostile_names_are_not_generated() {
     let server = small_registry(&["node"]);
     server.search(&[
         "@scrypted/node",
@@ -35,9 +35,9 @@ fn python_libraries_other_scopes_and_hostile_names_are_not_generated() {
         "@scrypted/UPPER",
         "@scrypted/a\nb",
     ]);
+    // Python plugins are generated (tests/it/python.rs); other runtimes not.
     let mut py = plugin_doc("py", "1.0.0");
-    py["scrypted"]["runtime"] = json!("python");
-    py.as_object_mut().map(|o| o.remove("dist"));
+    py["scrypted"]["runtime"] = json!("deno");
     server.latest("py", &py);
     server.latest(
         "sdk",
@@ -51,7 +51,7 @@ fn python_libraries_other_scopes_and_hostile_names_are_not_generated() {
     assert_eq!(out.code, 0, "{out:?}");
     let r = out.json();
     assert_eq!(names(&r, "added"), ["node"]);
-    assert_eq!(skip_kind(&r, "py"), "python");
+    assert_eq!(skip_kind(&r, "py"), "unsupported-runtime");
     assert_eq!(skip_kind(&r, "sdk"), "not-a-plugin");
     assert_eq!(skip_kind(&r, "old"), "deprecated");
     let old_skip = r["skipped"]
@@ -87,24 +87,25 @@ fn python_libraries_other_scopes_and_hostile_names_are_not_generated() {
 }
 
 #[test]
-fn vanished_and_python_plugins_are_removed_unless_kept() {
-    let server = small_registry(&["stays", "becomes-python"]);
-    let mut py = plugin_doc("becomes-python", "2.0.0");
-    py["scrypted"]["runtime"] = json!("python");
-    server.latest("becomes-python", &py);
+fn vanished_and_unsupported_runtime_plugins_are_removed_unless_kept() {
+    let server = small_registry(&["stays", "becomes-deno"]);
+    let mut py = plugin_doc("becomes-deno", "2.0.0");
+    py["scrypted"]["runtime"] = json!("deno");
+    server.latest("becomes-deno", &py);
     let root = new_root();
-    // First run pins all three; then one vanishes and one turns Python.
+    // First run pins all three; then one vanishes and one turns to a
+    // runtime nixgen does not package.
     server.search(&[
         "@scrypted/stays",
         "@scrypted/gone",
-        "@scrypted/becomes-python",
+        "@scrypted/becomes-deno",
     ]);
     server.latest("gone", &plugin_doc("gone", "1.0.0"));
-    server.latest("becomes-python", &plugin_doc("becomes-python", "1.0.0"));
+    server.latest("becomes-deno", &plugin_doc("becomes-deno", "1.0.0"));
     assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
-    server.search(&["@scrypted/stays", "@scrypted/becomes-python"]);
+    server.search(&["@scrypted/stays", "@scrypted/becomes-deno"]);
     server.remove("/@scrypted/gone/latest");
-    server.latest("becomes-python", &py);
+    server.latest("becomes-deno", &py);
 
     let kept = nixgen(root.path(), &server.url, &["--json", "--keep-removed"]);
     assert_eq!(kept.code, 0, "{kept:?}");
@@ -113,7 +114,7 @@ fn vanished_and_python_plugins_are_removed_unless_kept() {
     assert_eq!(skip_kind(&r, "gone"), "gone");
     assert!(
         plugin_file(root.path(), "gone").exists()
-            && plugin_file(root.path(), "becomes-python").exists()
+            && plugin_file(root.path(), "becomes-deno").exists()
     );
 
     // Two of three is over 10 % of the tree: refused, nothing written.
@@ -137,22 +138,22 @@ fn vanished_and_python_plugins_are_removed_unless_kept() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     let r = out.json();
-    assert_eq!(names(&r, "removed"), ["becomes-python", "gone"]);
+    assert_eq!(names(&r, "removed"), ["becomes-deno", "gone"]);
     // Each removal is recorded for the NixOS module's messages.
     let record: Value =
         serde_json::from_str(&read(&root.path().join("nix/plugins/removed.json"))).expect("json");
     assert_eq!(
         record,
         json!({
-            "becomes-python": {"npmName": "@scrypted/becomes-python", "version": "1.0.0",
-                               "reason": "python runtime", "date": "2026-11-30"},
+            "becomes-deno": {"npmName": "@scrypted/becomes-deno", "version": "1.0.0",
+                               "reason": "unsupported runtime \"deno\"", "date": "2026-11-30"},
             "gone": {"npmName": "@scrypted/gone", "version": "1.0.0",
                      "reason": "no longer on the registry", "date": "2026-11-30"},
         })
     );
     assert_eq!(r["removed"][0]["version"], "1.0.0");
     assert!(!root.path().join("nix/plugins/gone").exists());
-    assert!(!root.path().join("nix/plugins/becomes-python").exists());
+    assert!(!root.path().join("nix/plugins/becomes-deno").exists());
     assert!(plugin_file(root.path(), "stays").exists());
     let mut left: Vec<_> = std::fs::read_dir(root.path().join("nix/plugins"))
         .expect("ls")
@@ -177,15 +178,10 @@ fn vanished_and_python_plugins_are_removed_unless_kept() {
         record
             .as_object()
             .map(|o| o.keys().cloned().collect::<Vec<_>>()),
-        Some(vec!["becomes-python".to_owned()])
+        Some(vec!["becomes-deno".to_owned()])
     );
-    // Deprecation removes a pin too, recorded with its reason.
-    let mut old = plugin_doc("gone", "1.2.0");
-    old["deprecated"] = json!("use stays");
-    server.latest("gone", &old);
-    let out = nixgen(root.path(), &server.url, &["--json"]);
-    assert_eq!(names(&out.json(), "removed"), ["gone"], "{out:?}");
-    assert!(read(&root.path().join("nix/plugins/removed.json")).contains("deprecated: use stays"));
+    // A deprecated latest never removes a pin (Scrypted's own updater
+    // would uninstall the plugin; ours keeps it): trust.rs tests it.
 }
 
 #[test]
@@ -306,7 +302,7 @@ fn npm_config_registry_is_the_fallback() {
     let root = new_root();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nixgen"));
     let out = cmd
-        .args(["update", "--json", "--root"])
+        .args(["update", "--json", "--min-release-age", "0", "--root"])
         .arg(root.path())
         .env("NPM_CONFIG_REGISTRY", &server.url)
         .env_remove("NIXGEN_REGISTRY_TOKEN")
@@ -396,6 +392,94 @@ fn a_404_alone_never_removes_a_pin() {
     }
 }
 
+/// A partial mirror answers 404 for most documents and for the search: the
+/// summary groups those 404s with a hint instead of one line each, and the
+/// progress lines do not call a 404 "fetched".
+#[test]
+fn a_partial_mirror_s_404s_are_grouped_with_a_hint() {
+    let server = small_registry(&["a", "b", "c", "d"]);
+    let root = new_root();
+    assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
+    for n in ["a", "b", "c"] {
+        server.remove(&format!("/@scrypted/{n}/latest"));
+    }
+    server.set("/-/v1/search", Reply::status(404));
+
+    let out = nixgen(root.path(), &server.url, &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let hint = "the search failed and 3 of 4 documents answer 404";
+    assert!(
+        out.stdout
+            .contains("failed, answering 404 (old pins kept): a, b, c\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches(hint).count(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("a partial mirror, or the wrong --registry?")
+    );
+    assert_eq!(
+        out.stdout.matches("answers 404 at").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    for n in ["a", "b", "c"] {
+        assert!(
+            out.stderr.contains(&format!("] not found (404) {n}\n")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains(&format!("fetched {n}\n")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains("] fetched d\n"), "{}", out.stderr);
+
+    let json = nixgen(root.path(), &server.url, &["--json"]).json();
+    assert_eq!(json["failed"].as_array().map(Vec::len), Some(3), "{json}");
+    assert_eq!(json["failed"][0]["not_found"], true, "{json}");
+    assert_eq!(json["documents"], 4, "{json}");
+    let md = nixgen(root.path(), &server.url, &["--markdown"]).stdout;
+    assert!(
+        md.contains("### Answering 404 (old pins kept)\n\na, b, c\n"),
+        "{md}"
+    );
+    assert!(!md.contains("### Failed"), "{md}");
+
+    // One 404 alone is listed as before, with its URL.
+    server.latest("a", &plugin_doc("a", "1.0.0"));
+    server.latest("b", &plugin_doc("b", "1.0.0"));
+    let out = nixgen(root.path(), &server.url, &[]);
+    assert!(!out.stdout.contains("partial mirror"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("  c (kept 1.0.0): @scrypted/c answers 404 at"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A --root without nix/plugins is most likely the wrong directory: it is
+/// refused and left empty, unless --init asks for a new tree.
+#[test]
+fn a_root_without_a_tree_needs_init() {
+    let server = small_registry(&["a"]);
+    let root = tempfile::tempdir().expect("tempdir");
+    let out = nixgen(root.path(), &server.url, &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("has no nix/plugins"), "{}", out.stderr);
+    assert!(out.stderr.contains("--init"), "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 0);
+
+    let out = nixgen(root.path(), &server.url, &["--init"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(plugin_file(root.path(), "a").exists());
+}
+
 #[test]
 fn search_pages_with_from() {
     let server = small_registry(&[]);
@@ -424,6 +508,7 @@ fn hostile_strings_stay_data() {
     d["description"] = json!(description);
     d["maintainers"] =
         json!([{"name": "Mallory\n}; evil = import /etc/passwd; {", "email": "m@x\r\ny"}]);
+    d["_npmUser"] = json!({"name": "Eve\u{2028}}; x = 1; #", "email": "e@x\n{"});
     server.latest("hostile", &d);
     let root = new_root();
     let out = nixgen(root.path(), &server.url, &[]);
@@ -432,8 +517,12 @@ fn hostile_strings_stay_data() {
     golden("hostile.nix", &text);
     assert_eq!(
         text.lines().count(),
-        14,
+        16,
         "comment or string broke out of its line:\n{text}"
+    );
+    assert!(
+        text.contains("\n# Published by: Eve }; x = 1; # <e@x {>\n"),
+        "{text}"
     );
     let parsed = rnix::Root::parse(&text);
     assert!(parsed.errors().is_empty(), "{:?}", parsed.errors());
@@ -510,14 +599,32 @@ fn metadata_change_regenerates_without_a_version_bump() {
     assert_eq!(nixgen(root.path(), &server.url, &[]).code, 0);
     let mut d = plugin_doc("a", "1.0.0");
     d["description"] = json!("A better description");
+    d["maintainers"] = json!([{"name": "someone", "email": "s@example.org"}]);
     server.latest("a", &d);
+    let dry = nixgen(root.path(), &server.url, &["--dry-run", "--json"]);
+    assert_eq!(
+        dry.json()["updated"][0]["changed"],
+        // The maintainers are also who published it, where the registry
+        // names no `_npmUser`.
+        json!(["description", "maintainer", "publisher"]),
+        "{dry:?}"
+    );
+    let md = nixgen(root.path(), &server.url, &["--dry-run", "--markdown"]);
+    assert!(
+        md.stdout
+            .contains("| 1.0.0 (regenerated: description, maintainer, publisher) |"),
+        "{}",
+        md.stdout
+    );
     let out = nixgen(root.path(), &server.url, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout.contains("  a: 1.0.0 -> 1.0.0 (regenerated)"),
+        out.stdout
+            .contains("  a: 1.0.0 -> 1.0.0 (regenerated: description, maintainer, publisher)\n"),
         "{}",
         out.stdout
     );
+    assert!(out.stdout.contains("; 1 file changed\n"), "{}", out.stdout);
     assert!(
         read(&plugin_file(root.path(), "a")).contains("description = \"A better description\";")
     );
