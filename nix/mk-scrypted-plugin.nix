@@ -9,6 +9,10 @@
   # (nix/plugin-node-dependencies.nix, with the server's node); given by the plugin
   # set. Only plugins with `nodeDependencies` need it.
   pluginNodeDependencies ? null,
+  # Lays out a Python plugin's requirements from nixpkgs where Scrypted would
+  # pip-install them (nix/python-plugin-environment.nix, with the server's
+  # Python); given by the plugin set. Only plugins with `python` need it.
+  pythonPluginEnvironment ? null,
   ...
 }:
 
@@ -26,6 +30,12 @@
   # The npm lock (v3) nixgen pins for the plugin's optionalDependencies, which Scrypted
   # would otherwise npm-install at every load; null when it has none.
   nodeDependencies ? null,
+  # A Python plugin's requirements.txt as nixgen read it from the zip, each
+  # requirement mapped to nixpkgs (nix/plugins/python-packages.json):
+  # { requirements = [ { name; pin; platforms; } ]; models = [ { path; url; size; hash; } ]; }
+  # (models pinned from the Hugging Face Hub, optional); null for Node plugins and
+  # Python plugins whose requirements cannot all come from nixpkgs.
+  python ? null,
   # What the plugin still fetches at runtime, as nixgen found it: short sentences,
   # empty when it starts with no network (README, "What each plugin still fetches").
   runtimeNeeds ? [ ],
@@ -65,16 +75,29 @@ stdenvNoCC.mkDerivation (
           plugin = finalAttrs.finalPackage;
           lockFile = nodeDependencies;
         };
+    # Forced only through passthru.pythonEnv, .pipTarget and .provision.
+    pythonRuntime =
+      if pythonPluginEnvironment == null then
+        throw "${npmName}: its Python environment needs the plugin set's pythonPluginEnvironment (nix/plugins/default.nix)"
+      else
+        pythonPluginEnvironment {
+          plugin = finalAttrs.finalPackage;
+          inherit npmName volumeDirectories;
+          inherit (finalAttrs) version;
+          inherit (python) requirements;
+          models = python.models or [ ];
+        };
   in
   # Anything else the caller gives (buildInputs, preInstall, ...) reaches mkDerivation
-  # unchanged; scope, hash, meta, pluginDependencies, nodeDependencies, runtimeNeeds and
-  # passthru are folded into the attributes below instead.
+  # unchanged; scope, hash, meta, pluginDependencies, nodeDependencies, python,
+  # runtimeNeeds and passthru are folded into the attributes below instead.
   removeAttrs args [
     "scope"
     "hash"
     "meta"
     "pluginDependencies"
     "nodeDependencies"
+    "python"
     "runtimeNeeds"
     "passthru"
   ]
@@ -189,6 +212,21 @@ stdenvNoCC.mkDerivation (
                 ];
                 warnings = [ ];
               };
+        }
+    )
+    // (
+      if python == null then
+        { }
+      else
+        {
+          # The requirements from nixpkgs, and the pip target (named and marked as
+          # Scrypted checks it) that provision links into the plugin's volume directory.
+          inherit (pythonRuntime)
+            pythonEnv
+            pipTarget
+            models
+            provision
+            ;
         }
     )
     // passthru finalAttrs;
