@@ -98,8 +98,8 @@
             program = lib.getExe (
               pkgs.writeShellApplication {
                 name = "scrypted-nix-update";
-                # Everything the update steps call (nix/update.sh, openvino's and
-                # the server's update.sh): a stock NixOS has no unzip.
+                # Everything the update steps call (nix/update.sh and the server's
+                # update.sh).
                 runtimeInputs = [
                   pkgs.nixgen
                   pkgs.git
@@ -110,7 +110,6 @@
                   pkgs.gzip
                   pkgs.gnused
                   pkgs.gnugrep
-                  pkgs.unzip
                   pkgs.nix
                   # npm: nixgen pins plugins' native dependencies with it.
                   pkgs.nodejs

@@ -10,6 +10,7 @@
   lib,
   runCommand,
   importNpmLock,
+  srcOnly,
   jq,
   # The node the Scrypted server runs on (scrypted.passthru.nodejs): native
   # addons are compiled for its ABI, and the directory is named after it.
@@ -59,27 +60,46 @@ let
       throw "scrypted plugin node dependencies: unsupported CPU ${cpu}";
   directoryName = "n-node-v${abi}-linux-${arch}";
 
+  addons = import ./node-addons.nix { inherit srcOnly; } nodejs;
+
+  # importNpmLock.buildNodeModules takes only nodejs, derivationArgs, npmRoot,
+  # package and packageLock; everything else goes into derivationArgs
+  # (tests/nix/nixpkgs.json records the signature at the lock).
   nodeModules = importNpmLock.buildNodeModules {
-    # Its default name is the npm name, whose `@` and `/` a store path cannot hold.
-    pname = "scrypted-plugin-${plugin.pname}-node-modules";
-    inherit (plugin) version;
     inherit nodejs;
     package = {
       inherit (root) name version;
       dependencies = root.dependencies or { };
     };
     packageLock = lock;
-    # Install scripts would fetch prebuilt binaries; addons are compiled below.
-    npmRebuildFlags = [ "--ignore-scripts" ];
-    # What `npm install` would have compiled: every addon with a binding.gyp,
-    # for this node, from source (prebuilt copies are removed first).
-    postConfigure = ''
-      find node_modules -name binding.gyp -not -path '*/node_modules/*/node_modules/*/test/*' -printf '%h\n' |
-        while read -r addon; do
-          rm -rf "$addon/prebuilds"
-          (cd "$addon" && node "$npm_config_node_gyp" rebuild --jobs "$NIX_BUILD_CORES")
-        done
-    '';
+    derivationArgs = {
+      # Its default pname is `<lock root name>-node-modules`, whose `@` and `/`
+      # mkDerivation turns into `-`; this one says whose modules they are.
+      pname = "scrypted-plugin-${plugin.pname}-node-modules";
+      inherit (plugin) version;
+      # Install scripts would fetch prebuilt binaries; addons are compiled below.
+      npmRebuildFlags = [ "--ignore-scripts" ];
+      # What `npm install` would have compiled: every addon with a binding.gyp,
+      # for this node, from source (prebuilt copies are removed first). Here,
+      # not in postConfigure: stdenv runs the postConfigure attribute before
+      # the postConfigureHooks array, where importNpmLock's hook creates
+      # node_modules; preBuild runs after both.
+      preBuild = ''
+        ${addons.buildAddon}
+        find node_modules -name binding.gyp -not -path '*/node_modules/*/node_modules/*/test/*' -printf '%h\n' |
+          while read -r addon; do
+            rm -rf "$addon/prebuilds"
+            build_addon "$addon"
+          done
+      '';
+      disallowedReferences = [ addons.headers ];
+      doInstallCheck = true;
+      installCheckPhase = ''
+        runHook preInstallCheck
+        find "$out/node_modules" -name '*.node' -path '*/build/Release/*' -print0 | ${addons.loadEach}
+        runHook postInstallCheck
+      '';
+    };
   };
 in
 runCommand "${plugin.name}-node-dependencies"

@@ -1,7 +1,7 @@
 # The flake's `nix run .#update` (wrapped by writeShellApplication, which adds
 # the shebang, `set -euo pipefail` and the tools on PATH): regenerates the
-# plugin tree with nixgen, then, on a plain update, refreshes the two pins
-# nixgen knows nothing about: openvino's Python environment and the Scrypted
+# plugin tree with nixgen (Node and Python plugins alike), then, on a plain
+# update, refreshes the one pin nixgen knows nothing about: the Scrypted
 # server. Arguments go to nixgen alone (--check, --dry-run, --only ...): the
 # caller asked for something narrower than a full update.
 
@@ -17,10 +17,9 @@ status=0
 nixgen update --root "$root" "$@" || status=$?
 
 if [ "$#" -ne 0 ]; then
-  echo "update: arguments given: openvino and the Scrypted server were not looked at"
+  echo "update: arguments given: the Scrypted server was not looked at"
   exit "$status"
 fi
 cd "$root"
-bash nix/plugins/openvino/update.sh || status=$?
 bash nix/packages/scrypted/update.sh nix/packages/scrypted/pin.json || status=$?
 exit "$status"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs `nix run .#update` (nixgen, then openvino's own update step) with nixgen's
+# Runs `nix run .#update` (nixgen, then the server's pin) with nixgen's
 # Markdown summary written to $1, and reports to the workflow, through
 # $GITHUB_OUTPUT, the update's exit status and whether the tree changed. A failed
 # update is not this step's failure: the workflow still opens a pull request for

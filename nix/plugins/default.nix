@@ -1,7 +1,7 @@
 # Every Scrypted plugin pinned in this directory, by attribute name (README.md,
 # "Plugin names"): `nvr` is @scrypted/nvr, `vityevato--hikvision-doorbell` is
 # @vityevato/hikvision-doorbell. Each <name>/package.nix is called with mkScryptedPlugin
-# and anything from pkgs, so hand-maintained plugins (openvino) can ask for more.
+# and anything from pkgs, so a hand-maintained plugin could ask for more.
 {
   lib,
   newScope,
@@ -18,6 +18,9 @@ let
 
   mkScryptedPlugin = callPackage ../mk-scrypted-plugin.nix {
     pluginNodeDependencies = callPackage ../plugin-node-dependencies.nix { inherit nodejs; };
+    # nixpkgs' python3, the one the server package runs plugins with
+    # (nix/packages/scrypted: SCRYPTED_PYTHON_PATH).
+    pythonPluginEnvironment = callPackage ../python-plugin-environment.nix { };
   };
 
   found = lib.packagesFromDirectoryRecursive {
@@ -32,6 +35,5 @@ in
 removeAttrs found [ "default" ]
 // {
   inherit mkScryptedPlugin;
-  removedPlugins =
-    if builtins.pathExists ./removed.json then lib.importJSON ./removed.json else { };
+  removedPlugins = if builtins.pathExists ./removed.json then lib.importJSON ./removed.json else { };
 }

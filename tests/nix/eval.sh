@@ -106,7 +106,8 @@ fi
 echo "--- the flake through nix's flake evaluator, nixpkgs stood in for"
 fake=$tmp/fake-nixpkgs
 mkdir "$fake"
-cp tests/nix/lib/fake-nixpkgs/flake.nix tests/nix/lib/stand-ins.nix tests/nix/lib/generic-builder.sh "$fake/"
+cp tests/nix/lib/fake-nixpkgs/flake.nix tests/nix/lib/stand-ins.nix tests/nix/lib/strict.nix tests/nix/lib/lib-compat.nix \
+  tests/nix/lib/generic-builder.sh tests/nix/nixpkgs.json "$fake/"
 cp -r "$libdir" "$fake/lib"
 # A path: flake is copied whole into the store; take only what git would commit,
 # not target/.
@@ -176,5 +177,46 @@ if [ ! -f "$out/plugin.zip" ] || [ ! -f "$out/package.json" ]; then
   exit 1
 fi
 echo "ok: nix build .#scrypted.plugins.snapshot -> $out (the derivation build-plugins.sh builds)"
+
+echo "--- every output nix flake check evaluates, over the strict stand-ins"
+# What `nix flake check` evaluates first, before it builds anything: a stand-in
+# refusing an argument here is a flake check that fails at the lock. Only the
+# real NixOS evaluations (checks.*.module-eval) need nixpkgs' NixOS modules:
+# module-eval.sh covers the module, and nix flake check the rest.
+flake_eval() { # ATTR APPLY: one output, through the flake evaluator
+  nix eval "${opts[@]}" --json "$flake#$1" --apply "$2" 2>"$tmp/eval.log" || {
+    cat "$tmp/eval.log" >&2
+    echo "FAIL: $1 does not evaluate over the stand-ins" >&2
+    exit 1
+  }
+}
+{
+  echo '{'
+  echo '"systems":'
+  flake_eval packages 'ps: map (s: builtins.attrNames ps.${s}) [ "x86_64-linux" "aarch64-linux" ]'
+  echo ', "packages":'
+  flake_eval packages.x86_64-linux 'builtins.mapAttrs (_: p: p.name)'
+  echo ', "app":'
+  flake_eval apps.x86_64-linux.update 'a: { inherit (a) type; program = builtins.unsafeDiscardStringContext a.program; }'
+  echo ', "devShell":'
+  flake_eval devShells.x86_64-linux.default 's: s.name'
+  echo ', "formatter":'
+  flake_eval formatter.x86_64-linux 'f: f.name'
+  echo ', "checks":'
+  flake_eval checks.x86_64-linux 'builtins.mapAttrs (n: c: if n == "module-eval" then "not evaluated here" else c.name)'
+  echo ', "module":'
+  flake_eval nixosModules.default 'm: builtins.length m.imports'
+  echo '}'
+} >"$tmp/outputs.json"
+jq -e '
+  .systems == [["default", "nixgen", "sideloadd"], ["default", "nixgen", "sideloadd"]]
+  and (.app.type == "app") and (.app.program | endswith("/bin/scrypted-nix-update"))
+  and (.checks | has("vm-sideload") and has("formatting") and has("scrypted") and has("plugin-snapshot"))
+' "$tmp/outputs.json" >/dev/null || {
+  jq . "$tmp/outputs.json" >&2
+  echo "FAIL: the flake's outputs are not what they should be" >&2
+  exit 1
+}
+echo "ok: packages, apps, devShells, formatter, checks ($(jq -r '.checks | keys | join(", ")' "$tmp/outputs.json")) evaluate"
 
 echo "eval: all checks passed"

@@ -42,7 +42,7 @@ out=$(build -A nodeDependencies 2>"$tmp/build.log") || {
   tail -n 30 "$tmp/build.log" >&2
   fail "the dependency directory does not build"
 }
-plugin=$(build -A plugin 2>/dev/null)
+plugin=$(build -A plugin 2>"$tmp/plugin.log") || fail "the plugin does not build: $(tail -n 5 "$tmp/plugin.log")"
 dir_name=$(eval_json nodeDependencies.directoryName | jq -r .)
 
 expected_dir="n-node-v$(node -p process.versions.modules)-linux-$(node -p process.arch)"

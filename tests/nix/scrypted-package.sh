@@ -28,7 +28,7 @@ fi
 
 for lib in "${libs[@]}"; do
   echo "--- lib: ${lib}"
-  nix-instantiate --eval --strict --json --arg lib "$lib" tests/nix/lib/scrypted-package.nix >"$tmp/recipe.json"
+  nix-instantiate --eval --strict --json --arg lib "$lib" tests/nix/lib/scrypted-package.nix -A record >"$tmp/recipe.json"
   jq -r '
     def check($name; $ok): if $ok then "ok: \($name)" else "FAIL: \($name)" end;
     . as $r | .postInstall as $install |
@@ -42,7 +42,15 @@ for lib in "${libs[@]}"; do
     check("lock read through importNpmLock (no npmDepsHash)"; .npmConfigHook == "import-npm-lock-config-hook"),
     check("install scripts stay off (they download ffmpeg and Python)"; .npmRebuildFlags == ["--ignore-scripts"]),
     check("runs on nodejs 22, exported as passthru.nodejs"; .nodejs == "node" and .passthru.nodejs == "node"),
-    check("classic-level compiled from source"; .preBuild | test("rm -rf node_modules/classic-level/prebuilds\n\\(cd node_modules/classic-level && gyp\\)")),
+    check("classic-level compiled from source"; .preBuild | test("rm -rf node_modules/classic-level/prebuilds\n *build_addon node_modules/classic-level\n")),
+    check("native modules compiled against the server node'"'"'s headers, not nixpkgs'"'"' default node"; .preBuild | test("export npm_config_nodedir=/stand-in/source-of/node\n")),
+    check("only the compiled modules kept of the node-gyp build trees, stripped (buildNpmPackage does not strip)";
+      (.preBuild | test("mv \"\\$1\"/build/Release/\\*.node \"\\$keep\"\n *rm -rf \"\\$1/build\"\n *mkdir -p \"\\$1/build/Release\"\n *mv \"\\$keep\"/\\*.node \"\\$1/build/Release/\"\n *\\$STRIP -S \"\\$1\"/build/Release/\\*.node"))
+      and (.preBuild | test("build_addon \"\\$pty\"\n"))),
+    check("the headers may not be referenced by the output"; .disallowedReferences == ["/stand-in/source-of/node"]),
+    check("each compiled module is loaded with the server'"'"'s node in installCheck";
+      .doInstallCheck and (.installCheckPhase | test("node_modules/classic-level node_modules/@scrypted/node-pty")) and (.installCheckPhase | test("/stand-in/node/bin/node -e '"'"'process.dlopen"))),
+    check("passthru.minCoreVersion is the pin'"'"'s"; .passthru.minCoreVersion == .pin.minCoreVersion and (.pin.minCoreVersion | test("^[0-9]+\\.[0-9]+\\.[0-9]+$"))),
     check("node-pty compiled against a pinned node-addon-api";
       .preBuild | test("/fetchurl/node-addon-api-[0-9.]+\\.tgz#sha512-[A-Za-z0-9+/]{86}== ")),
     check("sharp: musl builds dropped, prebuilt ELF files patched";
@@ -77,7 +85,7 @@ nix-prefetch-url --unpack --name source "file://$tmp/source.tar.gz" "$hash" >/de
     echo "FAIL: the archive of $rev does not have the pinned hash $hash" >&2
     exit 1
   }
-root=$(nix-instantiate --eval --strict --json --arg forceLock true --arg lib null tests/nix/lib/scrypted-package.nix -A npmDeps | jq -r .)
+root=$(nix-instantiate --eval --strict --json --arg forceLock true --arg lib null tests/nix/lib/scrypted-package.nix -A record.npmDeps | jq -r .)
 jq -e --arg v "$(jq -r .version nix/packages/scrypted/pin.json)" \
   '.name == "@scrypted/server" and .version == $v' "$root/package.json" >/dev/null ||
   {

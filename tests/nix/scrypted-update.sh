@@ -16,12 +16,7 @@ committed_pin=$PWD/nix/packages/scrypted/pin.json
 # shellcheck source=tests/nix/lib/serve.sh
 source tests/nix/lib/serve.sh
 tmp=$(mktemp -d)
-served_pid=
-cleanup() {
-  [[ -n $served_pid ]] && kill "$served_pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'stop_serving; rm -rf "$tmp"' EXIT
 
 fail() {
   echo "FAIL: $*" >&2
@@ -48,6 +43,7 @@ make_source() {
   local dir=$1 version=$2 integrity=$3
   mkdir -p "$dir/server/src"
   echo "export {}" >"$dir/server/src/main.ts"
+  printf "import semver from 'semver';\nconst MIN_SCRYPTED_CORE_VERSION = 'v%s';\n" "${4:-0.2.6}" >"$dir/server/src/runtime.ts"
   jq -n --arg v "$version" '{name: "@scrypted/server", version: $v}' >"$dir/server/package.json"
   jq -n --arg v "$version" --arg i "$integrity" '{
     name: "@scrypted/server", version: $v, lockfileVersion: 3,
@@ -77,11 +73,11 @@ echo "ok: --check reports the update and writes nothing"
 bash "$update" "$pin" >"$tmp/out" 2>&1 || fail "update failed: $(cat "$tmp/out")"
 expected_hash=$(nix --extra-experimental-features nix-command hash path "$tmp/src1/scrypted-$rev1")
 jq -e --arg h "$expected_hash" --arg r "$rev1" \
-  '. == {version: "9.8.7", rev: $r, hash: $h}' "$pin" >/dev/null ||
-  fail "pin.json is $(cat "$pin"), expected version 9.8.7, rev $rev1, hash $expected_hash"
+  '. == {version: "9.8.7", rev: $r, hash: $h, minCoreVersion: "0.2.6"}' "$pin" >/dev/null ||
+  fail "pin.json is $(cat "$pin"), expected version 9.8.7, rev $rev1, hash $expected_hash, minCoreVersion 0.2.6"
 [[ $(stat -c %a "$pin") == 644 ]] || fail "pin.json has mode $(stat -c %a "$pin")"
 [[ -z $(find "$tmp" -maxdepth 1 -name '.pin.json.*') ]] || fail "a temporary pin file was left behind"
-echo "ok: pin.json rewritten: version, commit and the NAR hash Nix computes for the unpacked archive"
+echo "ok: pin.json rewritten: version, commit, the NAR hash Nix computes for the unpacked archive, and the server's minimum core version"
 
 bash "$update" "$pin" >"$tmp/out" 2>&1 || fail "second run failed: $(cat "$tmp/out")"
 grep -q "is up to date" "$tmp/out" || fail "second run: $(cat "$tmp/out")"
@@ -99,6 +95,11 @@ expect_refusal() {
   cmp -s "$pin" "$tmp/good.json" || fail "$what: pin.json changed"
   echo "ok: $what is refused ($(head -n 1 "$tmp/out"))"
 }
+
+make_source "$tmp/src5/scrypted-$rev2" 9.8.8 "$sha512"
+sed -i '/MIN_SCRYPTED_CORE_VERSION/d' "$tmp/src5/scrypted-$rev2/server/src/runtime.ts"
+publish "$rev2" "$tmp/src5/scrypted-$rev2"
+expect_refusal "a server without MIN_SCRYPTED_CORE_VERSION" "MIN_SCRYPTED_CORE_VERSION"
 
 make_source "$tmp/src2/scrypted-$rev2" 9.8.8 "sha1-abc="
 publish "$rev2" "$tmp/src2/scrypted-$rev2"

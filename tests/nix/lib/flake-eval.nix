@@ -98,26 +98,17 @@ let
     }
   );
 
-  # lib.fileset reads file types with builtins.readFileType (Nix 2.14); older Nix,
-  # such as Debian's 2.8, gets the same answer from readDir of the parent.
-  filesetLib =
-    if builtins ? readFileType then
-      lib
-    else
-      lib.extend (
-        _: prev: {
-          filesystem = prev.filesystem // {
-            pathType = path: (builtins.readDir (dirOf path)).${baseNameOf path};
-          };
-        }
-      );
+  filesetLib = import ./lib-compat.nix lib;
 
   # buildRustPackage stood in by the identity: what the packages ask it to build.
   rustArgs =
     file:
     (fakePkgs false).callPackage (root + "/nix/packages/${file}") {
       lib = filesetLib;
-      rustPlatform.buildRustPackage = args: args;
+      # As strict as nixpkgs' (tests/nix/nixpkgs.json).
+      rustPlatform.buildRustPackage = (import ./strict.nix).wrap "rustPlatform.buildRustPackage" (
+        args: args
+      );
     };
 
   # The files under a directory, relative to it.

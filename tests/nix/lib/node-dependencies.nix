@@ -17,13 +17,15 @@ let
     importJSON = file: builtins.fromJSON (builtins.readFile file);
     versions.major = v: builtins.head (builtins.splitVersion v);
   };
-  nodejs = standIns.hostTools "stand-in-nodejs" [ "node" ] // {
-    version = nodeVersion;
-    stdenv.hostPlatform.parsed.cpu.name = builtins.head (builtins.split "-" builtins.currentSystem);
-  };
+  nodejs = standIns.nodejsFrom nodeVersion;
   pluginNodeDependencies = import ../../../nix/plugin-node-dependencies.nix {
     inherit lib nodejs;
-    inherit (standIns) runCommand importNpmLock jq;
+    inherit (standIns)
+      runCommand
+      importNpmLock
+      jq
+      srcOnly
+      ;
   };
   builder = import ../../../nix/mk-scrypted-plugin.nix;
   scope = standIns // {
@@ -39,5 +41,20 @@ in
     lockFile:
     pluginNodeDependencies {
       inherit plugin lockFile;
+    };
+  # The same directory for a made-up plugin: a package.json naming its
+  # optionalDependencies and the lock pinning them (tests/nix/stand-ins.sh
+  # serves the packages on loopback).
+  forFixture =
+    { packageJson, lockFile }:
+    pluginNodeDependencies {
+      inherit lockFile;
+      plugin = standIns.runCommand "scrypted-plugin-fixture-1.0.0" {
+        inherit packageJson;
+        passthru = {
+          pname = "fixture";
+          version = "1.0.0";
+        };
+      } ''mkdir "$out" && cp "$packageJson" "$out/package.json"'';
     };
 }

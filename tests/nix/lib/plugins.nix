@@ -22,7 +22,7 @@ let
   pluginsDir = root + "/nix/plugins";
 
   # nixgen's own rule: a package.nix whose first line carries the marker is
-  # generated; any other plugin directory (openvino) is maintained by hand.
+  # generated; any other plugin directory would be maintained by hand.
   isGenerated =
     name: type:
     let

@@ -47,68 +47,79 @@ let
     };
   };
 
-  call =
-    extra:
-    import ../../../nix/packages/scrypted/package.nix (
-      {
-        lib = lib';
-        stdenv.cc.cc.lib = stub "libstdcxx";
-        buildNpmPackage = args: args // { builtBy = "buildNpmPackage"; };
-        importNpmLock = {
-          __functor = _: args: {
-            importedFrom = if forceLock then args.npmRoot else "<not forced>";
-          };
-          npmConfigHook = stub "import-npm-lock-config-hook";
-        };
-        fetchFromGitHub = args: args // { name = "source"; };
-        # The path names what was fetched and by which hash.
-        fetchurl = args: "/stand-in/fetchurl/${baseNameOf args.url}#${args.hash}";
-        nodejs_22 = stub "node" // {
-          version = "22.0.0";
-        };
-        python3 = python;
-        ffmpeg-headless = stub "ffmpeg";
-        makeWrapper = stub "make-wrapper";
-        autoPatchelfHook = stub "auto-patchelf-hook";
-      }
-      // extra
-    );
+  strict = import ./strict.nix;
+
+  # Recording stand-ins: each takes what nixpkgs takes (tests/nix/nixpkgs.json)
+  # and hands back its arguments for the checks.
+  standIns = {
+    lib = lib';
+    stdenv.cc.cc.lib = stub "libstdcxx";
+    buildNpmPackage = strict.wrap "buildNpmPackage" (args: args // { builtBy = "buildNpmPackage"; });
+    importNpmLock =
+      strict.wrap "importNpmLock" (args: {
+        importedFrom = if forceLock then args.npmRoot else "<not forced>";
+      })
+      // {
+        npmConfigHook = stub "import-npm-lock-config-hook";
+      };
+    fetchFromGitHub = strict.wrap "fetchFromGitHub" (args: args // { name = "source"; });
+    # The path names what was fetched and by which hash.
+    fetchurl = strict.wrap "fetchurl" (args: "/stand-in/fetchurl/${baseNameOf args.url}#${args.hash}");
+    srcOnly = strict.wrap "srcOnly" (attrs: "/stand-in/source-of/${attrs.name}");
+    nodejs_22 = stub "node" // {
+      version = "22.0.0";
+    };
+    python3 = python;
+    ffmpeg-headless = stub "ffmpeg";
+    makeWrapper = stub "make-wrapper";
+    autoPatchelfHook = stub "auto-patchelf-hook";
+  };
+
+  call = extra: import ../../../nix/packages/scrypted/package.nix (standIns // extra);
 
   package = call { };
   refused = builtins.tryEval (call { plugins = [ "nvr" ]; }).pname;
 in
 {
-  inherit (package)
-    pname
-    version
-    sourceRoot
-    npmRebuildFlags
-    preBuild
-    postInstall
-    postFixup
-    dontAutoPatchelf
-    ;
-  builtBy = package.builtBy;
-  src = {
-    inherit (package.src)
-      owner
-      repo
-      rev
-      hash
+  inherit standIns;
+  # What the recipe asked for, as JSON for tests/nix/scrypted-package.sh.
+  record = {
+    inherit (package)
+      pname
+      version
+      sourceRoot
+      npmRebuildFlags
+      preBuild
+      postInstall
+      postFixup
+      dontAutoPatchelf
+      disallowedReferences
+      doInstallCheck
+      installCheckPhase
       ;
+    builtBy = package.builtBy;
+    src = {
+      inherit (package.src)
+        owner
+        repo
+        rev
+        hash
+        ;
+    };
+    npmDeps = package.npmDeps.importedFrom;
+    npmConfigHook = package.npmConfigHook.name;
+    nodejs = package.nodejs.name;
+    nativeBuildInputs = map (p: p.name) package.nativeBuildInputs;
+    passthru = {
+      nodejs = package.passthru.nodejs.name;
+      python = package.passthru.python.interpreter;
+      updateScript = map toString package.passthru.updateScript;
+      inherit (package.passthru) minCoreVersion;
+    };
+    meta = package.meta // {
+      license = package.meta.license.shortName;
+    };
+    pluginsRefused = !refused.success;
+    pin = lib'.importJSON ../../../nix/packages/scrypted/pin.json;
   };
-  npmDeps = package.npmDeps.importedFrom;
-  npmConfigHook = package.npmConfigHook.name;
-  nodejs = package.nodejs.name;
-  nativeBuildInputs = map (p: p.name) package.nativeBuildInputs;
-  passthru = {
-    nodejs = package.passthru.nodejs.name;
-    python = package.passthru.python.interpreter;
-    updateScript = map toString package.passthru.updateScript;
-  };
-  meta = package.meta // {
-    license = package.meta.license.shortName;
-  };
-  pluginsRefused = !refused.success;
-  pin = lib'.importJSON ../../../nix/packages/scrypted/pin.json;
 }

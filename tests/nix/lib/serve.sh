@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Serves a directory on loopback for the shell tests, with Python's
 # http.server (which ignores query strings). `serve DIR LOG` starts it, sets
-# served_url and served_pid, and returns once it answers; the caller's EXIT
-# trap kills served_pid.
+# served_url and served_pid, and returns once it answers. The caller's EXIT
+# trap calls stop_serving.
 serve() {
   local dir=$1 log=$2 port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -15,4 +15,10 @@ serve() {
   done
   echo "serve: $dir did not answer on $served_url" >&2
   return 1
+}
+
+served_pid=
+# Ends the server `serve` started, if any (for the caller's EXIT trap).
+stop_serving() {
+  if [[ -n $served_pid ]]; then kill "$served_pid" 2>/dev/null || true; fi
 }

@@ -3,9 +3,11 @@
 # compile it here, where no VM can boot.
 { lib }:
 let
+  standIns = import ./stand-ins.nix { inherit lib; };
   pkgs = {
     inherit lib;
-    testers.runNixOSTest = test: test;
+    # As strict as nixpkgs' (tests/nix/nixpkgs.json); keeps nodes and testScript.
+    inherit (standIns) testers;
     curl = "curl";
   };
   test = import ../../nixos/sideload.nix {
@@ -24,6 +26,12 @@ test.testScript {
     ];
     specialisation.more.configuration.systemd.services.scrypted-sideload.restartTriggers = [
       "/nix/store/11111111111111111111111111111111-scrypted-sideload.json"
+    ];
+    specialisation.pruned.configuration.systemd.services.scrypted-sideload.restartTriggers = [
+      "/nix/store/22222222222222222222222222222222-scrypted-sideload.json"
+    ];
+    specialisation.broken.configuration.systemd.services.scrypted-sideload.restartTriggers = [
+      "/nix/store/33333333333333333333333333333333-scrypted-sideload.json"
     ];
   };
 }

@@ -6,7 +6,7 @@
   outputs =
     _:
     let
-      lib = import ./lib;
+      lib = import ./lib-compat.nix (import ./lib);
       pkgsFor =
         system:
         let
