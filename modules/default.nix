@@ -97,7 +97,16 @@ let
   availableNames = lib.attrNames availablePlugins;
 
   unknownPlugins = filter (entry: !(availablePlugins ? ${entryName entry})) declaredEntries;
+
+  # @scrypted/core (the web UI) is provisioned on every server unless turned
+  # off: a server without it installs npm's latest core at the first request
+  # to the web UI (docs/scrypted-api.md, DANGER 2).
+  withCore = isServer && cfg.provisionCore && !(lib.elem "core" declaredNames);
   knownPlugins = filter (name: availablePlugins ? ${name}) declaredNames;
+  # The oldest core the server accepts, where the server package says
+  # (this repository's records MIN_SCRYPTED_CORE_VERSION from its source).
+  minCoreVersion = cfg.package.minCoreVersion or null;
+  providedCore = if lib.elem "core" resolvedPlugins then availablePlugins.core else null;
 
   # nixgen's record of the plugins it removed (nix/plugins/removed.json), which
   # this repository's plugin set carries.
@@ -160,6 +169,7 @@ let
     stateDir = "/var/lib/scrypted-sideload";
     inherit volume;
     readyTimeoutSecs = cfg.readyTimeout;
+    loadTimeoutSecs = cfg.loadTimeout;
     inherit (cfg) autoUpdate prune adminUsername;
     plugins = map (name: {
       name = availablePlugins.${name}.pluginName or "@scrypted/${name}";
@@ -254,8 +264,10 @@ let
     };
 
   # Scrypted creates these itself, but tmpfiles runs first on a fresh system
-  # and would otherwise leave root-owned parents it cannot write to.
-  provisionRules =
+  # and would otherwise leave root-owned parents it cannot write to. Plugins
+  # share parents (plugins/, plugins/@scrypted/): each line once, as
+  # systemd-tmpfiles warns about duplicates.
+  provisionRules = lib.unique (
     optionals (provisioned != [ ]) [
       "d ${stateDir} 0750 ${scryptedUser} ${scryptedGroup} - -"
       "d ${volume} 0755 ${scryptedUser} ${scryptedGroup} - -"
@@ -266,21 +278,30 @@ let
         pkg.provision.directories or [ ]
       )
       ++ map (link: "L+ ${volume}/${link.path} - - - - ${link.target}") pkg.provision.symlinks
-    ) provisioned;
+    ) provisioned
+  );
+
+  # The prefix is the volume itself, not plugins/: tmpfiles creates a missing
+  # parent of an item as root, so after a lost volume only the volume's own
+  # rule gives it back to scrypted (else Scrypted cannot open its database).
+  layOutEnvironments = "+${config.systemd.package}/bin/systemd-tmpfiles --create --prefix=${volume}";
 
   # Scrypted installs a plugin's pluginDependencies only when it downloads the
   # plugin from npm itself, never on a sideload, so they are deployed along
   # with the plugins that need them, as installing from Scrypted's UI would.
   dependencyNames = name: map attrNameOf (availablePlugins.${name}.pluginDependencies or [ ]);
 
-  # The declared plugins first, then whatever they need, each once.
-  resolvedPlugins = map (entry: entry.key) (
+  # The declared plugins first, then whatever they need, each once, then core.
+  declaredClosure = map (entry: entry.key) (
     builtins.genericClosure {
       startSet = map (key: { inherit key; }) knownPlugins;
       operator =
         { key }: map (dep: { key = dep; }) (filter (dep: availablePlugins ? ${dep}) (dependencyNames key));
     }
   );
+  resolvedPlugins =
+    declaredClosure
+    ++ optional (withCore && availablePlugins ? core && !(lib.elem "core" declaredClosure)) "core";
 
   unavailableDependencies = lib.concatMap (
     name:
@@ -347,6 +368,19 @@ in
         access. A plugin's `pluginDependencies` (unifi-protect needs prebuffer-mixin) are
         deployed with it, as Scrypted's own installer would. Scrypted keeps plugins that are
         installed but not listed here; removing an entry does not uninstall it.
+      '';
+    };
+
+    provisionCore = mkOption {
+      type = types.bool;
+      default = true;
+      example = false;
+      description = ''
+        Provision `pluginSet`'s pinned `@scrypted/core` (the web UI, and the RPC most other
+        features go through) on the server, whether or not `plugins` lists it. Without core,
+        Scrypted installs npm's latest `@scrypted/core` from the network at the first request
+        to the web UI: an unpinned version, or nothing at all on an offline host. Turning
+        this off warns once; it is for hosts that manage core some other way.
       '';
     };
 
@@ -459,6 +493,18 @@ in
       description = "Seconds sideloadd waits for Scrypted to answer before it gives up (at most a day).";
     };
 
+    loadTimeout = mkOption {
+      # sideloadd's own bounds (its check-config refuses anything else).
+      type = types.ints.between 1 3600;
+      default = 60;
+      example = 180;
+      description = ''
+        Seconds the plugins deployed in one sideloadd run may take, together, to load
+        (`loadTimeoutSecs`). A plugin still loading after that counts as failed, and an
+        upgrade is rolled back to the version before; raise it for plugins that load slowly.
+      '';
+    };
+
     cluster = {
       mode = mkOption {
         type = types.nullOr (
@@ -541,6 +587,19 @@ in
           message = unknownPluginMessage;
         }
         {
+          assertion = withCore -> availablePlugins ? core;
+          message = "mares.automation.scrypted: pluginSet has no `core` (@scrypted/core, the web UI), which is provisioned on every server so that Scrypted never installs it from npm. Use a plugin set that pins it (this repository's does), or set provisionCore = false.";
+        }
+        {
+          assertion =
+            providedCore == null
+            || minCoreVersion == null
+            || lib.versionAtLeast providedCore.version minCoreVersion;
+          message = "mares.automation.scrypted: the pinned @scrypted/core ${providedCore.version or "?"} is older than ${toString minCoreVersion}, the oldest that ${
+            cfg.package.name or "the Scrypted package"
+          } accepts; with it the server would install npm's latest core at the first request to the web UI. Update the plugin set (`nix run .#update`) or give a newer core in `plugins` (mkScryptedPlugin).";
+        }
+        {
           assertion = unavailableDependencies == [ ];
           message = "mares.automation.scrypted.plugins: ${
             concatMapStringsSep ", " (
@@ -551,7 +610,9 @@ in
         {
           assertion = lib.unique declaredNames == declaredNames;
           message = "mares.automation.scrypted.plugins lists a plugin more than once (by name, npm name or package: ${
-            concatStringsSep ", " (lib.unique (filter (n: lib.count (m: m == n) declaredNames > 1) declaredNames))
+            concatStringsSep ", " (
+              lib.unique (filter (n: lib.count (m: m == n) declaredNames > 1) declaredNames)
+            )
           }); list each once.";
         }
         {
@@ -604,6 +665,9 @@ in
             if lib.length notProvisioned == 1 then "is" else "are"
           } ignored here. Declare such plugins on the server, which hands them to its workers."
         ]
+        ++
+          optional (isServer && !cfg.provisionCore && !(lib.elem "core" declaredNames))
+            "mares.automation.scrypted.provisionCore is false and plugins does not list core: at the first request to the web UI (any /endpoint/@scrypted/core/ URL) Scrypted installs npm's latest @scrypted/core from the network, unpinned, or fails when the host is offline."
         ++ lib.concatMap (pkg: pkg.provision.warnings or [ ]) provisioned
         ++ map (
           pkg:
@@ -642,6 +706,11 @@ in
         // clusterEnvironment;
         # A list, so it adds to (not clashes with) an upstream module's own file.
         serviceConfig.EnvironmentFile = [ secretsEnvFile ];
+        # The plugins' runtime environments laid out again before Scrypted
+        # starts (as root, "+"): after a lost volume Scrypted restores the
+        # plugins from its database and loads them at once, before any
+        # sideloadd run; without these links they would npm- or pip-install.
+        serviceConfig.ExecStartPre = lib.mkIf (provisioned != [ ]) [ layOutEnvironments ];
       };
 
       systemd.tmpfiles.rules = provisionRules;
@@ -742,7 +811,9 @@ in
           "scrypted.service"
         ];
         after = [ "scrypted.service" ];
-        requires = [ "scrypted.service" ];
+        # Requisite, not Requires: the timer's start must not bring back a
+        # Scrypted an admin stopped; with Scrypted down the start just fails.
+        requisite = [ "scrypted.service" ];
         partOf = [ "scrypted.service" ];
         restartTriggers = [ sideloadConfig ];
         startLimitIntervalSec = 0;
@@ -754,9 +825,7 @@ in
           # Python packages) out again before each run, as root ("+"): Scrypted
           # deletes a plugin's volume when it is uninstalled, and a plugin
           # deployed again must find them in place before it first loads.
-          ExecStartPre = lib.mkIf (provisioned != [ ]) [
-            "+${config.systemd.package}/bin/systemd-tmpfiles --create --prefix=${volume}/plugins"
-          ];
+          ExecStartPre = lib.mkIf (provisioned != [ ]) [ layOutEnvironments ];
           Restart = "on-failure";
           RestartSec = "10s";
           RestartSteps = 6;

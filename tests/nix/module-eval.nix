@@ -15,6 +15,8 @@ let
   system = "x86_64-linux";
 
   # Derivations that are never built: only their store paths matter here.
+  strict = import ./lib/strict.nix;
+
   fakeDrv =
     name: attrs:
     derivation {
@@ -62,39 +64,100 @@ let
       withPackages = f: fakeDrv "python3-3.13-env" { packages = f pkgsSet; };
     };
 
-  fakeMkScryptedPlugin =
-    args:
-    let
-      finalAttrs = args // {
-        finalPackage = package;
-      };
-      package = fakeDrv "scrypted-plugin-${args.pname}-${args.version}" (
-        {
-          inherit (args) pname version;
-          pluginName = "@scrypted/${args.pname}";
-          pluginDependencies = args.pluginDependencies or [ ];
-        }
-        // args.passthru finalAttrs
-      );
-    in
-    package;
-
-  openvino = import ../../nix/plugins/openvino/package.nix {
-    inherit lib;
-    mkScryptedPlugin = fakeMkScryptedPlugin;
+  # The real Python runtime function, as the builder calls it for a plugin
+  # with `python` (tests/nix/python-environment.sh builds it for real).
+  pythonPluginEnvironment = import ../../nix/python-plugin-environment.nix {
     python3 = fakePython;
+    fetchurl = strict.wrap "fetchurl" (args: fakeDrv "model-file" { inherit (args) url hash; });
     runCommand =
       name: env: script:
       fakeDrv name { inherit env script; };
     unzip = fakeDrv "unzip" { meta.mainProgram = "unzip"; };
   };
 
+  fakeMkScryptedPlugin =
+    args:
+    let
+      finalAttrs = args // {
+        finalPackage = package;
+      };
+      pluginName = "@scrypted/${args.pname}";
+      python = pythonPluginEnvironment {
+        plugin = package;
+        npmName = pluginName;
+        inherit (args) version;
+        inherit (args.python) requirements;
+        models = args.python.models or [ ];
+        volumeDirectories = [
+          "plugins"
+          "plugins/@scrypted"
+          "plugins/${pluginName}"
+        ];
+      };
+      package = fakeDrv "scrypted-plugin-${args.pname}-${args.version}" (
+        {
+          inherit (args) pname version;
+          inherit pluginName;
+          pluginDependencies = args.pluginDependencies or [ ];
+          offline = {
+            ready = (args.runtimeNeeds or [ ]) == [ ];
+            needs = args.runtimeNeeds or [ ];
+          };
+        }
+        // lib.optionalAttrs (args ? python) {
+          inherit (python)
+            pythonEnv
+            pipTarget
+            models
+            provision
+            ;
+        }
+        // (args.passthru or (_: { })) finalAttrs
+      );
+    in
+    package;
+
+  openvino = import ../../nix/plugins/openvino/package.nix {
+    mkScryptedPlugin = fakeMkScryptedPlugin;
+  };
+
+  # A generated Python plugin with two pinned models (python.models).
+  detector = fakeMkScryptedPlugin {
+    pname = "detector";
+    version = "1.0.0";
+    python = {
+      requirements = [
+        {
+          name = "Pillow";
+          pin = "10.3.0";
+        }
+      ];
+      models =
+        map
+          (path: {
+            inherit path;
+            url = "https://huggingface.co/scrypted/plugin-models/resolve/0123456789abcdef0123456789abcdef01234567/${path}";
+            size = 7;
+            hash = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+          })
+          [
+            "detector/m/m.onnx"
+            "detector/m/labels.txt"
+            "detector/clip/clip.onnx"
+          ];
+    };
+    runtimeNeeds = [ ];
+  };
+
   # As mkScryptedPlugin makes a plugin with a pinned lock of native npm
   # dependencies (passthru.nodeDependencies and .provision), and one whose
   # dependencies could not be pinned.
-  llmDeps = fakeDrv "scrypted-plugin-llm-1.0.0-node-dependencies" { directoryName = "n-node-v127-linux-x64"; };
-  pluginSet = {
-    llm = mkPlugin "llm" {
+  llmDeps = fakeDrv "scrypted-plugin-llm-1.0.0-node-dependencies" {
+    directoryName = "n-node-v127-linux-x64";
+  };
+  nativePlugin =
+    pname:
+    mkPlugin pname {
       offline = {
         ready = true;
         needs = [ ];
@@ -104,23 +167,28 @@ let
         directories = [
           "plugins"
           "plugins/@scrypted"
-          "plugins/@scrypted/llm"
+          "plugins/@scrypted/${pname}"
         ];
         symlinks = [
           {
-            path = "plugins/@scrypted/llm/n-node-v127-linux-x64";
+            path = "plugins/@scrypted/${pname}/n-node-v127-linux-x64";
             target = llmDeps;
           }
         ];
         warnings = [ ];
       };
     };
+  pluginSet = {
+    llm = nativePlugin "llm";
+    # A second one, sharing plugins/ and plugins/@scrypted/ with llm.
+    llm2 = nativePlugin "llm2";
     eufy = mkPlugin "eufy" {
       offline = {
         ready = false;
         needs = [ "npm install of its native dependencies (eufy-security-client) at every load" ];
       };
     };
+    core = mkPlugin "core" { version = "0.3.143"; };
     nvr = mkPlugin "nvr" { };
     onvif = mkPlugin "onvif" { };
     snapshot = mkPlugin "snapshot" { };
@@ -135,7 +203,7 @@ let
       ];
     };
     objectdetector = mkPlugin "objectdetector" { };
-    inherit openvino;
+    inherit openvino detector;
     # A community plugin (README.md, "Plugin names"), depending on an official one.
     vityevato--hikvision-doorbell = mkPlugin "hikvision-doorbell" {
       pluginName = "@vityevato/hikvision-doorbell";
@@ -169,7 +237,7 @@ let
       };
       buildPackages.sideloadd = fakeDrv "sideloadd-for-the-build-machine" { };
       coreutils = fakeDrv "coreutils" { };
-      formats.json = _: {
+      formats.json = strict.wrap "formats.json" (_: {
         type = types.anything;
         generate =
           name: value:
@@ -177,7 +245,7 @@ let
             settings = value;
             text = builtins.toJSON value;
           };
-      };
+      });
       runCommand =
         name: env: script:
         fakeDrv name { inherit env script; };
@@ -198,6 +266,7 @@ let
       scrypted = fakeDrv "scrypted-0.144.2" {
         meta.mainProgram = "scrypted-serve";
         plugins = pluginSet;
+        minCoreVersion = "0.2.6";
       };
     };
 
@@ -228,6 +297,7 @@ let
       requiredBy = listOfStr;
       wants = listOfStr;
       requires = listOfStr;
+      requisite = listOfStr;
       before = listOfStr;
       after = listOfStr;
       partOf = listOfStr;
@@ -418,6 +488,7 @@ let
       lib.attrNames sideloadJson == [
         "adminUsername"
         "autoUpdate"
+        "loadTimeoutSecs"
         "plugins"
         "prune"
         "readyTimeoutSecs"
@@ -441,6 +512,10 @@ let
           name = "@scrypted/snapshot";
           path = "${pluginSet.snapshot}";
         }
+        {
+          name = "@scrypted/core";
+          path = "${pluginSet.core}";
+        }
       ]
     ) (builtins.toJSON sideloadJson.plugins)
     ++ check "server: config values" (
@@ -449,6 +524,7 @@ let
       && sideloadJson.stateDir == "/var/lib/scrypted-sideload"
       && sideloadJson.volume == "/var/lib/scrypted/volume"
       && sideloadJson.readyTimeoutSecs == 600
+      && sideloadJson.loadTimeoutSecs == 60
       && sideloadJson.autoUpdate == false
       && sideloadJson.prune == false
     ) (builtins.toJSON sideloadJson)
@@ -497,13 +573,23 @@ let
       sideload.startLimitIntervalSec == 0
       && !(sideloadSc ? RemainAfterExit)
       && !(sideloadSc ? TimeoutStartSec)
-      && !(lib.elem "scrypted-sideload.service" (serverServices.scrypted.after ++ serverServices.scrypted.requires))
+      && !(lib.elem "scrypted-sideload.service" (
+        serverServices.scrypted.after ++ serverServices.scrypted.requires
+      ))
     ) (builtins.toJSON sideloadSc)
     ++ check "server: ordering" (lib.all (l: lib.elem "scrypted.service" l) [
       sideload.after
-      sideload.requires
+      sideload.requisite
       sideload.partOf
-    ]) "after/requires/partOf must name scrypted.service"
+    ]) "after/requisite/partOf must name scrypted.service"
+    ++
+      check "server: a timer run never starts a stopped Scrypted (Requisite, not Requires or BindsTo)"
+        (
+          !(lib.elem "scrypted.service" sideload.requires)
+          && !(lib.elem "scrypted.service" (sideload.bindsTo or [ ]))
+          && !(lib.elem "scrypted.service" sideload.wants)
+        )
+        (builtins.toJSON { inherit (sideload) requires wants; })
     ++ check "server: restartTriggers" (
       sideload.restartTriggers == [ configDrv ]
     ) "restart on plugin set change"
@@ -626,8 +712,7 @@ let
       && hasInfix ''"@scrypted/onvf": closest available: "onvif"'' unknownMessages
     ) unknownMessages
     ++
-      check "unknown plugin: a removed one says when and why"
-        (hasInfix removedRing unknownMessages)
+      check "unknown plugin: a removed one says when and why" (hasInfix removedRing unknownMessages)
         unknownMessages;
 
   removedRing = ''"ring" was removed from the plugin set on 2026-11-30: no longer on the registry (last pinned 0.0.145)'';
@@ -670,28 +755,33 @@ let
   namesAndPackagesCase =
     check "plugins: names, npm names and packages" (
       failedAssertions mixed == [ ]
-      && mixedPlugins == [
-        {
-          name = "@scrypted/nvr";
-          path = "${pluginSet.nvr}";
-        }
-        {
-          name = "@vityevato/hikvision-doorbell";
-          path = "${pluginSet.vityevato--hikvision-doorbell}";
-        }
-        {
-          name = "@scrypted/prebuffer-mixin";
-          path = "${olderPrebuffer}";
-        }
-        {
-          name = "@scrypted/onvif";
-          path = "${patchedOnvif}";
-        }
-        {
-          name = "@scrypted/homekit";
-          path = "${pluginSet.homekit}";
-        }
-      ]
+      &&
+        mixedPlugins == [
+          {
+            name = "@scrypted/nvr";
+            path = "${pluginSet.nvr}";
+          }
+          {
+            name = "@vityevato/hikvision-doorbell";
+            path = "${pluginSet.vityevato--hikvision-doorbell}";
+          }
+          {
+            name = "@scrypted/prebuffer-mixin";
+            path = "${olderPrebuffer}";
+          }
+          {
+            name = "@scrypted/onvif";
+            path = "${patchedOnvif}";
+          }
+          {
+            name = "@scrypted/homekit";
+            path = "${pluginSet.homekit}";
+          }
+          {
+            name = "@scrypted/core";
+            path = "${pluginSet.core}";
+          }
+        ]
     ) (builtins.toJSON (failedAssertions mixed ++ mixedPlugins))
     ++
       assertionSays "plugins: one npm name twice, by name and npm name" duplicateByNpmName
@@ -734,6 +824,7 @@ let
           pluginNamesOf withDep == [
             "@scrypted/openvino"
             "@scrypted/objectdetector"
+            "@scrypted/core"
           ]
       )
       (
@@ -747,6 +838,7 @@ let
         "@scrypted/unifi-protect"
         "@scrypted/snapshot"
         "@scrypted/prebuffer-mixin"
+        "@scrypted/core"
       ]
     ) (builtins.toJSON (pluginNamesOf transitive))
     ++
@@ -777,6 +869,10 @@ let
       check "openvino: version mismatch warned"
         (lib.any (hasInfix "openvino 2025.2.0 (plugin pins 2024.5.0)") detection.warnings)
         (builtins.toJSON detection.warnings)
+    ++
+      check "openvino: its models, still downloaded, warned"
+        (lib.any (hasInfix "model downloads from huggingface.co") detection.warnings)
+        (builtins.toJSON detection.warnings)
     ++ check "openvino: pip markers built from the zip" (
       hasInfix "requirements.installed.txt" openvino.pipTarget.script
       && openvino.pipTarget.env.scryptedRequirements == "ptpython\nwheel"
@@ -797,10 +893,20 @@ let
     ) (builtins.toJSON native.systemd.tmpfiles.rules)
     ++ check "native npm dependencies: laid out again before every sideload run" (
       nativeSideload.ExecStartPre or null == [
-        "+${native.systemd.package}/bin/systemd-tmpfiles --create --prefix=/var/lib/scrypted/volume/plugins"
+        "+${native.systemd.package}/bin/systemd-tmpfiles --create --prefix=/var/lib/scrypted/volume"
       ]
       && !(sideloadSc ? ExecStartPre)
     ) (builtins.toJSON (nativeSideload.ExecStartPre or null))
+    ++
+      check
+        "native npm dependencies: laid out again before Scrypted starts (it loads plugins restored from its database at once)"
+        (
+          native.systemd.services.scrypted.serviceConfig.ExecStartPre or null == [
+            "+${native.systemd.package}/bin/systemd-tmpfiles --create --prefix=/var/lib/scrypted/volume"
+          ]
+          && !(serverServices.scrypted.serviceConfig ? ExecStartPre)
+        )
+        (builtins.toJSON (native.systemd.services.scrypted.serviceConfig.ExecStartPre or null))
     ++ check "a plugin that still needs the network: warned, saying what for" (
       lib.any (hasInfix "@scrypted/eufy is not known to start offline: npm install of its native dependencies (eufy-security-client) at every load.") native.warnings
       && !(lib.any (hasInfix "@scrypted/llm is not known") native.warnings)
@@ -940,8 +1046,22 @@ let
     cross = true;
     settings.plugins = [ "snapshot" ];
   };
-  crossCheck = (lib.head cross.systemd.services.scrypted-sideload.restartTriggers).env.nativeBuildInputs;
-  timeout = t: builtins.tryEval (evalWith { settings.readyTimeout = t; }).mares.automation.scrypted.readyTimeout;
+  crossCheck =
+    (lib.head cross.systemd.services.scrypted-sideload.restartTriggers).env.nativeBuildInputs;
+  timeout =
+    t:
+    builtins.tryEval (evalWith { settings.readyTimeout = t; }).mares.automation.scrypted.readyTimeout;
+  loadTimeout =
+    t: builtins.tryEval (evalWith { settings.loadTimeout = t; }).mares.automation.scrypted.loadTimeout;
+  configOf =
+    settings:
+    (lib.head
+      (evalWith {
+        settings = settings // {
+          plugins = [ "snapshot" ];
+        };
+      }).systemd.services.scrypted-sideload.restartTriggers
+    ).env.unchecked.settings;
   reviewCase =
     check "services.scrypted.enable alone: not taken for nixpkgs' module" (
       failedAssertions partialUpstream == [ ]
@@ -957,7 +1077,13 @@ let
     ) (builtins.toJSON (map (d: d.name) crossCheck))
     ++ check "readyTimeout: sideloadd's bounds, 1 to 86400" (
       (timeout 86400).success && !(timeout 86401).success && !(timeout 0).success
-    ) "86401 or 0 accepted, or 86400 refused";
+    ) "86401 or 0 accepted, or 86400 refused"
+    ++ check "loadTimeout: sideloadd's bounds, 1 to 3600, written as loadTimeoutSecs" (
+      (loadTimeout 3600).success
+      && !(loadTimeout 3601).success
+      && !(loadTimeout 0).success
+      && (configOf { loadTimeout = 180; }).loadTimeoutSecs == 180
+    ) "3601 or 0 accepted, 3600 refused, or the value not passed on";
 
   noScrypted = evalWith {
     withScrypted = false;
@@ -988,7 +1114,172 @@ let
       failedAssertions given == [ ]
     ) "package set by the user still fails";
 
+  withMinCore =
+    min: settings:
+    evalWith {
+      withScrypted = false;
+      settings = {
+        inherit pluginSet;
+        package = fakeDrv "scrypted-0.144.2" {
+          meta.mainProgram = "scrypted-serve";
+          minCoreVersion = min;
+        };
+      }
+      // settings;
+    };
+  configPlugins =
+    config:
+    map (p: p.name)
+      (lib.head config.systemd.services.scrypted-sideload.restartTriggers).env.unchecked.settings.plugins;
+  coreCase =
+    let
+      declared = evalWith {
+        settings.plugins = [
+          "core"
+          "nvr"
+        ];
+      };
+      byNpmName = evalWith { settings.plugins = [ "@scrypted/core" ]; };
+      off = evalWith {
+        settings = {
+          plugins = [ "nvr" ];
+          provisionCore = false;
+        };
+      };
+      offDeclared = evalWith {
+        settings = {
+          plugins = [ "core" ];
+          provisionCore = false;
+        };
+      };
+      tooOld = withMinCore "0.4.0" { plugins = [ "nvr" ]; };
+      newEnough = withMinCore "0.3.143" { plugins = [ "nvr" ]; };
+      noCoreInSet = evalWith {
+        withScrypted = false;
+        settings = {
+          pluginSet = removeAttrs pluginSet [ "core" ];
+          plugins = [ "nvr" ];
+        };
+      };
+      offWarning = "provisionCore is false and plugins does not list core";
+    in
+    check "core: provisioned on a server that does not declare it" (
+      configPlugins server == [
+        "@scrypted/nvr"
+        "@scrypted/onvif"
+        "@scrypted/snapshot"
+        "@scrypted/core"
+      ]
+      && !(lib.any (hasInfix offWarning) server.warnings)
+    ) (builtins.toJSON (configPlugins server))
+    ++
+      check "core: declared by name or npm name, deployed once"
+        (
+          configPlugins declared == [
+            "@scrypted/core"
+            "@scrypted/nvr"
+          ]
+          && configPlugins byNpmName == [ "@scrypted/core" ]
+          && failedAssertions declared == [ ]
+        )
+        (
+          builtins.toJSON [
+            (configPlugins declared)
+            (configPlugins byNpmName)
+          ]
+        )
+    ++
+      check "core: provisionCore = false leaves it out and warns what the server will do"
+        (
+          configPlugins off == [ "@scrypted/nvr" ]
+          && lib.any (hasInfix offWarning) off.warnings
+          && lib.any (hasInfix "installs npm's latest @scrypted/core") off.warnings
+        )
+        (
+          builtins.toJSON [
+            (configPlugins off)
+            off.warnings
+          ]
+        )
+    ++ check "core: provisionCore = false with core declared deploys it, no warning" (
+      configPlugins offDeclared == [ "@scrypted/core" ]
+      && !(lib.any (hasInfix offWarning) offDeclared.warnings)
+    ) (builtins.toJSON offDeclared.warnings)
+    ++ check "core: a pinned core below the server's minimum fails evaluation, saying both versions" (
+      lib.any (
+        m: hasInfix "@scrypted/core 0.3.143 is older than 0.4.0" m && hasInfix "nix run .#update" m
+      ) (failedAssertions tooOld)
+      && failedAssertions newEnough == [ ]
+    ) (builtins.toJSON (failedAssertions tooOld))
+    ++
+      check "core: a plugin set without core fails evaluation, naming the way out"
+        (lib.any (hasInfix "provisionCore = false") (failedAssertions noCoreInSet))
+        (builtins.toJSON (failedAssertions noCoreInSet))
+    ++ check "core: not on a cluster client" (
+      !(client.systemd.services ? scrypted-sideload) && !(lib.any (hasInfix "core") client.warnings)
+    ) (builtins.toJSON client.warnings);
+
+  # Two plugins with native dependencies share plugins/ and plugins/@scrypted/.
+  twoNative = evalWith {
+    settings.plugins = [
+      "llm"
+      "llm2"
+    ];
+  };
+  tmpfilesCase = check "tmpfiles: each line once, however many plugins share a directory" (
+    lib.unique twoNative.systemd.tmpfiles.rules == twoNative.systemd.tmpfiles.rules
+    && lib.elem "d /var/lib/scrypted/volume/plugins/@scrypted 0755 scrypted scrypted - -" twoNative.systemd.tmpfiles.rules
+    && lib.length (lib.filter (hasInfix "L+ ") twoNative.systemd.tmpfiles.rules) == 2
+  ) (builtins.toJSON twoNative.systemd.tmpfiles.rules);
+
+  # Every Python plugin's pip target and models, on a server and on a client.
+  modelRules =
+    config:
+    let
+      rules = config.systemd.tmpfiles.rules;
+      dir = "/var/lib/scrypted/volume/plugins/@scrypted/detector";
+      owned = d: lib.elem "d ${d} 0755 scrypted scrypted - -" rules;
+    in
+    owned "${dir}/files"
+    && owned "${dir}/files/hf"
+    && owned "${dir}/files/hf/detector"
+    && lib.elem "L+ ${dir}/files/hf/detector/m - - - - ${detector.models."detector/m"}" rules
+    && lib.elem "L+ ${dir}/files/hf/detector/clip - - - - ${detector.models."detector/clip"}" rules
+    && lib.elem "L+ ${dir}/python3.13-Linux-x86_64-20240317 - - - - ${detector.pipTarget}" rules;
+  modelServer = evalWith { settings.plugins = [ "detector" ]; };
+  modelClient = evalWith {
+    settings = {
+      role = "client";
+      plugins = [ "detector" ];
+      cluster = {
+        server = "192.168.1.10";
+        inherit secretFile;
+      };
+    };
+  };
+  modelCase =
+    check "models: laid out on a server, linked where the offline fallback finds them"
+      (modelRules modelServer)
+      (builtins.toJSON modelServer.systemd.tmpfiles.rules)
+    ++ check "models: laid out on a cluster client too" (modelRules modelClient) (
+      builtins.toJSON modelClient.systemd.tmpfiles.rules
+    )
+    ++ check "models: one store directory per model, holding its files" (
+      let
+        lines = m: lib.filter (l: l != "") (lib.splitString "\n" detector.models.${m}.env.links);
+      in
+      lib.length (lines "detector/m") == 2
+      && lib.length (lines "detector/clip") == 1
+      && lib.any (hasInfix "detector/m/labels.txt ") (lines "detector/m")
+    ) (builtins.toJSON detector.models."detector/m".env)
+    ++ check "models: no warning for a plugin whose versions match" (
+      !(lib.any (hasInfix "@scrypted/detector") modelServer.warnings)
+    ) (builtins.toJSON modelServer.warnings);
+
   cases = [
+    modelCase
+    coreCase
+    tmpfilesCase
     serverCase
     tokenCase
     pathLiteralCase
@@ -1006,6 +1297,10 @@ let
   ];
 in
 {
-  failures = lib.concatLists cases;
-  cases = lib.length cases;
+  # The stand-ins for nixpkgs, for tests/nix/lib/stand-ins-check.nix.
+  standIns = fakePkgs { };
+  report = {
+    failures = lib.concatLists cases;
+    cases = lib.length cases;
+  };
 }

@@ -36,7 +36,7 @@ trap 'rm -rf "$tmp"' EXIT
 secret="test-token-$RANDOM$RANDOM-not-for-the-store"
 printf '%s' "$secret" >"$tmp/token"
 
-result=$(nix-instantiate --eval --strict --json tests/nix/module-eval.nix \
+result=$(nix-instantiate --eval --strict --json tests/nix/module-eval.nix -A report \
   --arg lib "import $lib_dir" \
   --argstr secretFile "$tmp/token" \
   --argstr secretText "$secret")

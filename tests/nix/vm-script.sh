@@ -30,7 +30,11 @@ source = open(sys.argv[1]).read()
 compile(source, "tests/nixos/sideload.nix:testScript", "exec")
 # The script must exercise what the VM test promises, not just parse.
 for needle in ("a reboot deploys nothing", "plugins in place", "SCRYPTED_ADMIN_ADDRESS",
-               "grep -F 'loaded {name}'", "SIGSTOP", "prebuffer-mixin"):
+               "grep -F 'loaded {name}'", "SIGSTOP", "prebuffer-mixin",
+               "/endpoint/@scrypted/core/public/", "installing package",
+               "a stopped Scrypted stays stopped", 'server.fail("systemctl start scrypted-sideload.service")',
+               "the plugins survive a lost volume", "rm -rf {path}",
+               "pruned", "vm-test-broken", "systemd-analyze security", "-p err"):
     assert needle in source, f"VM test script lost {needle!r}"
 PY
 echo "vm-script: the VM test's driver script renders and compiles ($(wc -l <"$tmp/driver.py") lines)"

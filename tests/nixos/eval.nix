@@ -99,9 +99,10 @@ pkgs.runCommand "scrypted-module-eval"
     echo "evaluated $serverSystem and $clientSystem"
 
     jq -e '
-      (keys == ["adminUsername", "autoUpdate", "plugins", "prune", "readyTimeoutSecs", "server", "stateDir", "tokenFile", "volume"])
+      (keys == ["adminUsername", "autoUpdate", "loadTimeoutSecs", "plugins", "prune", "readyTimeoutSecs", "server", "stateDir", "tokenFile", "volume"])
+      and (.loadTimeoutSecs == 60)
       and (.autoUpdate == false) and (.prune == false)
-      and ([.plugins[].name] == ["@scrypted/snapshot", "@scrypted/homekit"])
+      and ([.plugins[].name] == ["@scrypted/snapshot", "@scrypted/homekit", "@scrypted/core"])
       and (.server == "http://127.0.0.1:11080")
       and (.tokenFile == "/run/credentials/scrypted-sideload.service/token")
     ' "$sideloadConfig"
@@ -116,10 +117,16 @@ pkgs.runCommand "scrypted-module-eval"
       'SystemCallFilter=@system-service' 'SystemCallFilter=~@privileged' 'SystemCallFilter=~@resources' \
       CapabilityBoundingSet= \
       'LoadCredential=token:/var/lib/scrypted-secrets/admin-token' \
-      After=scrypted.service Requires=scrypted.service PartOf=scrypted.service; do
+      After=scrypted.service Requisite=scrypted.service PartOf=scrypted.service; do
       grep -qxF -- "$line" "$unit" || { echo "scrypted-sideload.service lacks: $line" >&2; cat "$unit" >&2; exit 1; }
     done
     grep -q "run --config $sideloadConfig" "$unit"
+    # Requires= (or BindsTo=) would make the timer's start bring back a
+    # Scrypted that was stopped on purpose.
+    if grep -qE '^(Requires|BindsTo|Wants)=.*scrypted\.service' "$unit"; then
+      echo "scrypted-sideload.service starts scrypted.service with itself" >&2
+      exit 1
+    fi
     if grep -q '^RemainAfterExit=true' "$unit"; then
       echo "scrypted-sideload.service must not stay active after a run: the next start would be a no-op" >&2
       exit 1
