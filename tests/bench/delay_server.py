@@ -8,6 +8,10 @@ Writes the chosen port to PORT_FILE once listening.
 asyncio with the files held in memory: the server's own CPU time must stay
 far below the delay, or it (not the client) becomes what the benchmark
 measures on a busy machine.
+
+A file named `.document` is served at its directory's own path: the
+registry answers a package document at `/@scope/name` and its versions
+under `/@scope/name/...`, and a directory cannot also be a file.
 """
 import asyncio
 import os
@@ -20,6 +24,8 @@ def load(root):
         for name in names:
             path = os.path.join(dirpath, name)
             url = "/" + os.path.relpath(path, root).replace(os.sep, "/")
+            if name == ".document":
+                url = url[: -len("/.document")]
             with open(path, "rb") as f:
                 files[url] = f.read()
     return files

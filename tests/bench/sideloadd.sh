@@ -80,6 +80,8 @@ PY
 }
 
 printf '%s\n' "$token" >"$work/token"
+# Readable by its owner only, as the module's credential is (sideloadd warns otherwise).
+chmod 600 "$work/token"
 dirs=()
 for i in $(seq 1 "$plugins"); do
   d="$work/plugins/p$i"
