@@ -7,6 +7,7 @@ pub mod classify;
 pub mod config;
 pub mod dns;
 pub mod escape;
+pub mod failure;
 pub mod hf;
 pub mod keys;
 pub mod lockfile;

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::failure::{Context as _, Failure};
 use crate::name::PluginName;
 use crate::report::Report;
 use crate::tree;
@@ -30,7 +30,7 @@ pub struct Entry {
 pub type Removed = BTreeMap<String, Entry>;
 
 /// Reads the record; a missing file is an empty one.
-pub fn load(root: &Path) -> anyhow::Result<Removed> {
+pub fn load(root: &Path) -> Result<Removed, Failure> {
     let path = root.join(REMOVED_PATH);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -61,7 +61,7 @@ pub fn merge(record: &mut Removed, report: &Report, date: &str) -> bool {
 }
 
 /// Writes the record atomically, sorted, with a final newline.
-pub fn write(root: &Path, record: &Removed) -> anyhow::Result<()> {
+pub fn write(root: &Path, record: &Removed) -> Result<(), Failure> {
     let mut text = serde_json::to_string_pretty(record).context("cannot encode removed.json")?;
     text.push('\n');
     Ok(tree::write_data(&root.join(REMOVED_PATH), &text)?)

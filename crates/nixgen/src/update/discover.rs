@@ -6,12 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::{StreamExt as _, stream};
 use reqwest::Url;
 
-use super::progress::Bar;
-use anyhow::Context as _;
-
 use super::Options;
+use super::progress::Bar;
 use crate::classify::{Classified, SkipReason, classify};
 use crate::config::Config;
+use crate::failure::{Context as _, Failure};
 use crate::name::PluginName;
 use crate::registry::{FetchError, Registry};
 use crate::report::{self, Report};
@@ -24,7 +23,7 @@ pub(super) enum Fetched {
     Held,
 }
 
-pub(super) type Results = Vec<(PluginName, anyhow::Result<Fetched>)>;
+pub(super) type Results = Vec<(PluginName, Result<Fetched, Failure>)>;
 
 /// What discovery found.
 pub(super) struct Found {
@@ -189,7 +188,7 @@ async fn fetch_one(
     registry: &Registry,
     name: &PluginName,
     held: Option<&semver::Version>,
-) -> anyhow::Result<Fetched> {
+) -> Result<Fetched, Failure> {
     let (url, doc) = match registry.metadata(name, held).await {
         Ok(r) => r,
         Err(FetchError::NotFound { url }) => return Ok(Fetched::Gone(url)),

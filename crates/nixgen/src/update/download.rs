@@ -3,10 +3,9 @@
 
 use futures_util::{StreamExt as _, stream};
 
-use anyhow::Context as _;
-
 use super::plan::{Action, Actions, fail};
 use crate::classify::Pin;
+use crate::failure::{Context as _, Failure};
 use crate::registry::Registry;
 use crate::report::Report;
 use crate::verify::{Download, VerifyError};
@@ -30,7 +29,7 @@ pub(super) async fn verify_changes(
             _ => None,
         })
         .collect();
-    let failures: Vec<(Pin, Option<String>, anyhow::Error)> = stream::iter(pins)
+    let failures: Vec<(Pin, Option<String>, Failure)> = stream::iter(pins)
         .map(|(pin, old)| async move {
             let e = verify_one(registry, &pin).await.err()?;
             Some((pin, old, e))
@@ -45,7 +44,7 @@ pub(super) async fn verify_changes(
     }
 }
 
-async fn verify_one(registry: &Registry, pin: &Pin) -> anyhow::Result<()> {
+async fn verify_one(registry: &Registry, pin: &Pin) -> Result<(), Failure> {
     let url = registry.tarball_url(&pin.name, &pin.version);
     let failed = || {
         format!(

@@ -13,9 +13,8 @@ mod write;
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-
 use crate::config::Config;
+use crate::failure::{Context as _, Failure};
 use crate::lockfile::Npm;
 use crate::name::PluginName;
 use crate::registry::{FetchError, HttpSettings, Registry, Token};
@@ -110,7 +109,7 @@ pub struct NoKeysPinned {
 }
 
 /// The trust policy of a run: the config, the flag and the pinned keys.
-fn policy(opts: &Options, config: &Config, registry: &Registry) -> anyhow::Result<trust::Policy> {
+fn policy(opts: &Options, config: &Config, registry: &Registry) -> Result<trust::Policy, Failure> {
     let keys = crate::trust::signature::load(&opts.root)?;
     let verifiers = crate::trust::signature::Verifiers::for_registry(&keys, registry.base());
     if config.require_signatures && verifiers.is_none() {
@@ -189,10 +188,11 @@ impl Clients {
 
 /// Runs an update. Errors are the run's (bad root, config, registry URL,
 /// unreadable tree, [`TooManyRemovals`]); a plugin's failure is in the report.
-pub async fn run(opts: Options) -> anyhow::Result<Report> {
+pub async fn run(opts: Options) -> Result<Report, Failure> {
     let root = opts.root.as_path();
     if !root.is_dir() {
-        anyhow::bail!("--root {} is not a directory", root.display());
+        let message = format!("--root {} is not a directory", root.display());
+        return Err(Failure::new(message));
     }
     if !opts.init && !root.join(tree::PLUGINS_DIR).is_dir() {
         return Err(NoTree {

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context as _;
 use futures_util::{StreamExt as _, stream};
 
 use super::discover::{Fetched, Results};
 use crate::classify::{Classified, Pin};
+use crate::failure::{Context as _, Failure};
 use crate::lockfile::{self, Npm};
 use crate::name::PluginName;
 use crate::needs;
@@ -42,8 +42,8 @@ pub(super) struct Settings<'a> {
 /// A scan that could not look at the zip, or (under `--verify`) a tarball
 /// that failed the check.
 pub(super) enum ScanFailure {
-    Unscanned(anyhow::Error),
-    Verify(anyhow::Error),
+    Unscanned(Failure),
+    Verify(Failure),
 }
 
 /// What the tree records for one plugin.
@@ -129,7 +129,7 @@ async fn fill_one(
     old: Option<Old>,
     settings: &Settings<'_>,
     npm_slots: &tokio::sync::Semaphore,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, Failure> {
     let mut warnings = Vec::new();
     if pin.python.is_some() {
         let mut needs = super::python::fill(pin, old.as_ref(), settings, &mut warnings).await?;
@@ -158,7 +158,7 @@ async fn zip_needs(
     old: Option<&Old>,
     settings: &Settings<'_>,
     warnings: &mut Vec<String>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, Failure> {
     let recorded = old
         .filter(|o| o.same_pin(pin))
         .and_then(|o| o.needs.as_ref())
@@ -190,9 +190,9 @@ pub(super) async fn scan(
 ) -> Result<needs::Scanned, ScanFailure> {
     let url = registry.tarball_url(&pin.name, &pin.version);
     let what = format!("{} {} from {url}", pin.name.npm(), pin.version);
-    let fail = |e: anyhow::Error| {
+    let fail = |e: Failure| {
         if verify {
-            ScanFailure::Verify(e.context(format!("--verify failed for {what}")))
+            ScanFailure::Verify(Failure::caused(format!("--verify failed for {what}"), e))
         } else {
             ScanFailure::Unscanned(e)
         }
@@ -201,7 +201,7 @@ pub(super) async fn scan(
         .context("cannot create a temporary file")
         .map_err(fail)?;
     if let Err(e) = registry.tarball(&url, &mut download).await {
-        return Err(fail(anyhow::Error::new(e)));
+        return Err(fail(Failure::wrap(e)));
     }
     let pin = pin.clone();
     // Outer error: the tarball is bad; inner: its zip could not be read.
@@ -216,8 +216,8 @@ pub(super) async fn scan(
     .await;
     match checked {
         Ok(Ok(Ok(found))) => Ok(found),
-        Ok(Ok(Err(e))) => Err(ScanFailure::Unscanned(anyhow::Error::new(e).context(what))),
-        Ok(Err(e)) => Err(fail(anyhow::Error::new(e))),
+        Ok(Ok(Err(e))) => Err(ScanFailure::Unscanned(Failure::caused(what, e))),
+        Ok(Err(e)) => Err(fail(Failure::wrap(e))),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
@@ -242,7 +242,7 @@ async fn native(
     old: Option<&Old>,
     settings: &Settings<'_>,
     warnings: &mut Vec<String>,
-) -> anyhow::Result<Option<String>> {
+) -> Result<Option<String>, Failure> {
     let deps = &pin.native_dependencies;
     let committed = old
         .and_then(|o| o.lock.as_deref())
@@ -273,6 +273,6 @@ async fn native(
             warnings.push(format!("native dependencies not pinned: {e}"));
             Ok(Some(needs::native_install(&names)))
         }
-        Err(e) => Err(anyhow::Error::new(e)),
+        Err(e) => Err(Failure::wrap(e)),
     }
 }

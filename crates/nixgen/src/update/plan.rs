@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::discover::{Fetched, Results, push_skip};
-use anyhow::Context as _;
-
 use super::TooManyRemovals;
+use super::discover::{Fetched, Results, push_skip};
 use crate::changes;
 use crate::classify::{Classified, Pin, SkipReason};
+use crate::failure::{Context as _, Failure};
 use crate::name::PluginName;
 use crate::render;
 use crate::report::{Failed, Report};
@@ -184,7 +183,7 @@ fn gone(
 }
 
 /// The action for a Node plugin, `None` when its file is already right.
-fn refresh(pin: Pin, old: Option<&Old<'_>>) -> anyhow::Result<Option<Action>> {
+fn refresh(pin: Pin, old: Option<&Old<'_>>) -> Result<Option<Action>, Failure> {
     let text =
         render::package_nix(&pin).with_context(|| format!("cannot render {}", pin.name.npm()))?;
     let Some(old) = old else {
@@ -251,12 +250,7 @@ pub(super) fn check_removals(
     Ok(())
 }
 
-pub(super) fn fail(
-    report: &mut Report,
-    name: &PluginName,
-    kept: Option<String>,
-    e: &anyhow::Error,
-) {
+pub(super) fn fail(report: &mut Report, name: &PluginName, kept: Option<String>, e: &Failure) {
     report.failed.push(Failed {
         name: name.to_string(),
         kept,

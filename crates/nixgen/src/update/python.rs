@@ -7,6 +7,7 @@
 use super::models;
 use super::offline::{Old, ScanFailure, Settings, scan};
 use crate::classify::Pin;
+use crate::failure::Failure;
 use crate::needs;
 use crate::python;
 
@@ -17,7 +18,7 @@ pub(super) async fn fill(
     old: Option<&Old>,
     settings: &Settings<'_>,
     warnings: &mut Vec<String>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, Failure> {
     if settings.npm.is_none() {
         return Ok(carried(pin, old, warnings));
     }

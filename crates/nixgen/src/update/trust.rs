@@ -9,11 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures_util::{StreamExt as _, stream};
 
 use super::discover::{Fetched, Results};
 use crate::classify::{Classified, Pin, classify};
+use crate::failure::{Context as _, Failure};
 use crate::name::PluginName;
 use crate::registry::Registry;
 use crate::tree::Entry;
@@ -128,7 +128,7 @@ impl Ctx<'_> {
         &self,
         name: &PluginName,
         pin: Box<Pin>,
-    ) -> (anyhow::Result<Fetched>, Vec<Finding>) {
+    ) -> (Result<Fetched, Failure>, Vec<Finding>) {
         let mut findings = Vec::new();
         let old = self.old(name);
         let old_version = old.as_ref().and_then(|o| o.version.as_ref());
@@ -173,7 +173,7 @@ impl Ctx<'_> {
         pin: Box<Pin>,
         pinned: Option<&semver::Version>,
         findings: &mut Vec<Finding>,
-    ) -> anyhow::Result<Option<(Box<Pin>, Option<jiff::Timestamp>)>> {
+    ) -> Result<Option<(Box<Pin>, Option<jiff::Timestamp>)>, Failure> {
         let versions = self.versions(name).await.with_context(|| {
             format!(
                 "cannot read the publish times of {} for the release cooldown (minReleaseAge = \"0\" turns it off)",
@@ -209,15 +209,18 @@ impl Ctx<'_> {
         match classify(name, Some(&v), &doc).with_context(what)? {
             Classified::Plugin(older) => Ok(Some((older, versions.published.get(&v).copied()))),
             Classified::Deprecated { message, .. } => {
-                anyhow::bail!("{} is deprecated: {message}", what())
+                Err(Failure::new(format!("{} is deprecated: {message}", what())))
             }
-            Classified::Skip(reason) => anyhow::bail!("{} cannot be pinned: {reason}", what()),
+            Classified::Skip(reason) => Err(Failure::new(format!(
+                "{} cannot be pinned: {reason}",
+                what()
+            ))),
         }
     }
 
     /// The publish times, from the abbreviated document when the registry
     /// puts `time` in it (smaller), else from the full one.
-    async fn versions(&self, name: &PluginName) -> anyhow::Result<Versions> {
+    async fn versions(&self, name: &PluginName) -> Result<Versions, Failure> {
         let abbreviated = *self
             .abbreviated_has_time
             .get_or_init(|| async {
@@ -238,7 +241,7 @@ impl Ctx<'_> {
         pin: &mut Pin,
         published: Option<jiff::Timestamp>,
         findings: &mut Vec<Finding>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Failure> {
         let Some(verifiers) = &self.policy.verifiers else {
             pin.signature = Some(Status::NotChecked);
             return Ok(());
@@ -248,7 +251,9 @@ impl Ctx<'_> {
             Ok(Status::Unsigned) => {
                 findings.push(Finding::Unsigned(id.clone()));
                 if self.policy.require_signatures {
-                    anyhow::bail!("{id} has no registry signature (requireSignatures is set)");
+                    let message =
+                        format!("{id} has no registry signature (requireSignatures is set)");
+                    return Err(Failure::new(message));
                 }
                 pin.signature = Some(Status::Unsigned);
             }
@@ -258,7 +263,7 @@ impl Ctx<'_> {
             }
             Err(e) => {
                 findings.push(Finding::Invalid(format!("{id}: {e}")));
-                return Err(anyhow::Error::new(e).context(format!("refusing {id}")));
+                return Err(Failure::caused(format!("refusing {id}"), e));
             }
         }
         Ok(())

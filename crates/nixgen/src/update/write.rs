@@ -6,6 +6,7 @@ use std::path::Path;
 use futures_util::{StreamExt as _, stream};
 
 use super::plan::{Action, Actions, fail};
+use crate::failure::Failure;
 use crate::lockfile;
 use crate::name::PluginName;
 use crate::readme;
@@ -122,7 +123,7 @@ pub(super) fn readme(root: &Path, writing: bool, rows: &[readme::Row], report: &
 /// Records this run's removals in `nix/plugins/removed.json` (and forgets
 /// plugins that came back). An unreadable record is reported, never replaced.
 pub(super) fn removed_record(root: &Path, writing: bool, report: &mut Report) {
-    let failed = |report: &mut Report, e: &anyhow::Error| {
+    let failed = |report: &mut Report, e: &Failure| {
         report.failed.push(Failed {
             name: removed::REMOVED_PATH.to_owned(),
             kept: None,
@@ -184,7 +185,7 @@ pub(super) async fn apply(
                     Action::Update { old, .. } | Action::Remove { old, .. } => old.clone(),
                     Action::Add(..) => None,
                 };
-                let e = anyhow::Error::new(source).context(format!("cannot write {}", name.npm()));
+                let e = Failure::caused(format!("cannot write {}", name.npm()), source);
                 fail(report, &name, old, &e);
             }
         }
