@@ -209,9 +209,10 @@ async fn conclude(
     Ok(())
 }
 
-/// The previous version goes back and must load too. Until it does, the step
-/// stays pending, so a later run can still undo it.
-async fn roll_back_and_confirm(
+/// The previous version goes back and must load too, whether the new one failed
+/// to deploy or to load. Until it does, the step stays pending, so a later run
+/// can still undo it.
+pub async fn roll_back_and_confirm(
     session: &Session<'_>,
     state: &mut State,
     name: &str,

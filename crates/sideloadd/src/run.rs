@@ -13,7 +13,8 @@
 //!   zip in the volume (when readable) and `loaded <name>` in Scrypted's Logger
 //!   (`confirm.rs`). Only then is it written to the state file.
 //! - A deploy that fails after Scrypted killed the running version puts the kept
-//!   previous version back (`roll_back`).
+//!   previous version back and waits for it to load, as a failed load does
+//!   (`confirm::roll_back_and_confirm`).
 //! - A plugin whose exact bytes are recorded *and* still installed (volume, RPC) is
 //!   not sent again, so a reboot with nothing changed restarts no plugin; anything
 //!   else installed over it is drift, and it is deployed again.
@@ -37,7 +38,7 @@ use crate::keep;
 use crate::lock;
 use crate::notify::Notifier;
 use crate::password;
-use crate::rollback::{self, roll_back};
+use crate::rollback;
 use crate::rpc::Installed;
 use crate::session::Session;
 use crate::state::{Deployed, State};
@@ -390,12 +391,7 @@ async fn on_result(
             reason
         }
         Some(prev) if prev.zip_md5 != p.zip_md5 => {
-            let back = roll_back(session, &p.name, &prev).await?;
-            if back.is_ok() {
-                state.resolve(&p.name, prev);
-            }
-            // Not put back: the step stays pending, for a later run to undo.
-            format!("{reason}; {}", back.unwrap_or_else(|e| e))
+            confirm::roll_back_and_confirm(session, state, &p.name, &prev, reason).await?
         }
         _ => {
             state.abandon(&p.name);
